@@ -1,0 +1,47 @@
+"""windowkv: pluggable KV-cache compression at prefill for Hugging Face transformers models.
+
+WindowKV (arXiv 2503.17922) is the reference composition::
+
+    from windowkv import Policy
+    policy = Policy.from_preset("windowkv", budget=0.25)
+    with policy.apply(model, tokenizer):
+        model.generate(**inputs)
+"""
+
+from windowkv.budget import Budget
+from windowkv.component import Component
+from windowkv.config import load_policy, resolve_policy
+from windowkv.errors import (
+    ComponentConflictError,
+    ConfigError,
+    PluginLoadWarning,
+    UnknownComponentError,
+    UnsupportedModelError,
+    WindowKVError,
+)
+from windowkv.plugins import hookimpl
+from windowkv.policies import Policy, Preset, Profile
+from windowkv.run import CompressionRun, LayerInputs, LayerSelection, TaskPrediction
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Budget",
+    "Component",
+    "CompressionRun",
+    "ComponentConflictError",
+    "ConfigError",
+    "LayerInputs",
+    "LayerSelection",
+    "Policy",
+    "PluginLoadWarning",
+    "Preset",
+    "Profile",
+    "TaskPrediction",
+    "UnknownComponentError",
+    "UnsupportedModelError",
+    "WindowKVError",
+    "hookimpl",
+    "load_policy",
+    "resolve_policy",
+]

@@ -1,0 +1,9 @@
+"""Selectors: token scores + per-row budgets -> kept review tokens."""
+
+from windowkv.selectors.base import Selector
+from windowkv.selectors.token_topk import TokenTopKSelector
+from windowkv.selectors.window import WindowSelector
+from windowkv.selectors.window_average import WindowAverageSelector
+from windowkv.selectors.window_max import WindowMaxSelector
+
+__all__ = ["Selector", "WindowSelector", "WindowAverageSelector", "WindowMaxSelector", "TokenTopKSelector"]

@@ -1,0 +1,61 @@
+"""The window-selector contract: token scores + budget -> which review tokens to keep."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import ClassVar, Literal
+
+from pydantic import Field
+from torch import Tensor
+
+from windowkv.component import Component
+from windowkv.tensor_ops import valid_prefix
+
+HeadMode = Literal["shared", "per_kv_head"]
+
+
+class Selector(Component):
+    """Chooses the review tokens to keep in one layer, for every row and KV head at once.
+
+    Rows arrive *aligned*: position ``j`` of row ``b`` is its ``j``-th review token, valid for
+    ``j < lengths[b]`` (padding removed), so a selector never deals with padding offsets.
+    Calling the selector clears any kept invalid position; the budget is the selector's duty and the
+    property tests check it for every registered selector.
+    """
+
+    kind: ClassVar[str] = "selector"
+
+    heads: HeadMode = Field(
+        "shared",
+        description="'shared': one selection per layer for all KV heads (scores averaged over heads, "
+        "the paper's behaviour); 'per_kv_head': each KV head selects its own tokens.",
+    )
+
+    def __call__(self, scores: Tensor, lengths: Tensor, budgets: Tensor) -> Tensor:
+        """Check shapes, run :meth:`select` and clear invalid positions.
+
+        Args:
+            scores: ``[B, H_kv, R]`` float32 aligned token scores.
+            lengths: ``[B]`` long, valid review tokens per row.
+            budgets: ``[B]`` long, review tokens each row may keep.
+
+        Returns:
+            ``[B, H, R]`` bool keep mask, ``H = 1`` for ``heads="shared"``, else ``H_kv``.
+        """
+        if scores.dim() != 3 or lengths.shape != scores.shape[:1] or budgets.shape != scores.shape[:1]:
+            raise ValueError(
+                f"selector {self.name!r} needs scores [B, H, R] and lengths/budgets [B]; got "
+                f"{tuple(scores.shape)}, {tuple(lengths.shape)}, {tuple(budgets.shape)}"
+            )
+        keep = self.select(scores, lengths, budgets)
+        heads = 1 if self.heads == "shared" else scores.shape[1]
+        if keep.shape != (scores.shape[0], heads, scores.shape[2]):
+            raise ValueError(
+                f"selector {self.name!r} returned shape {tuple(keep.shape)}; expected "
+                f"{[scores.shape[0], heads, scores.shape[2]]}"
+            )
+        return keep & valid_prefix(lengths, scores.shape[2])[:, None, :]
+
+    @abstractmethod
+    def select(self, scores: Tensor, lengths: Tensor, budgets: Tensor) -> Tensor:
+        """Return the ``[B, H, R]`` bool keep mask: at most ``budgets[b]`` tokens per row and head."""
