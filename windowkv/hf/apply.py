@@ -125,12 +125,22 @@ class CompressionHandle:
 
     # ------------------------------------------------------------------ hooks
 
-    def _model_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+    def _model_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]):
         cache = _cache_of(kwargs)
+        ids = kwargs.get("input_ids", args[0] if args else None)
         if cache is None or cache.get_seq_length() == 0:
-            ids = kwargs.get("input_ids", args[0] if args else None)
             self._pending_ids = ids if isinstance(ids, Tensor) else None
-        return None
+            return None
+        state = self._states.get(cache)
+        if state is None or not state.run.active or kwargs.get("position_ids") is not None or 0 not in state.prompt_slots:
+            return None
+        # Without explicit positions the model would number new tokens from the (compressed) cache
+        # length; give them the positions the uncompressed model would use.
+        new = (ids if isinstance(ids, Tensor) else kwargs["inputs_embeds"]).shape[1]
+        start = state.run.padded_length + _physical_length(_cache_layer(cache, 0)) - state.prompt_slots[0]
+        positions = torch.arange(start, start + new, device=state.key_valid.device)
+        kwargs["position_ids"] = positions[None].expand(state.key_valid.shape[0], new)
+        return args, kwargs
 
     def _attention_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]):
         cache = _cache_of(kwargs)

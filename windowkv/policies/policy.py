@@ -318,12 +318,12 @@ class Policy:
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Override ``base`` with ``override``; component dicts of the same ``type`` merge their params."""
+    """Override ``base`` with ``override`` recursively; a dict with a new ``type`` replaces the old one."""
     out = copy.deepcopy(base)
     for key, value in override.items():
         old = out.get(key)
         if isinstance(old, dict) and isinstance(value, Mapping) and value.get("type", old.get("type")) == old.get("type"):
-            out[key] = _merge(old, value) if key != "profiles" else {**old, **value}
+            out[key] = _merge(old, value)
         else:
             out[key] = copy.deepcopy(value)
     return out
