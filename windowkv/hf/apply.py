@@ -180,17 +180,18 @@ class CompressionHandle:
         idx = module.layer_idx
         layer = _cache_layer(cache, idx)
         inputs = state.prefill_inputs.pop(idx, None)
+        key_valid = state.key_valid.to(layer.keys.device)  # layers may sit on several devices (device_map)
         selection = None
         if inputs is not None:
             hidden, position_embeddings = inputs
             selection = self.policy.select_layer(
-                state.run, idx, layer.keys, layer.values, state.key_valid,
+                state.run, idx, layer.keys, layer.values, key_valid,
                 make_query_projector(module, hidden, position_embeddings),
                 module.scaling, module.num_key_value_groups,
             )
         if selection is None:
             state.prompt_slots[idx] = _physical_length(layer)
-            state.validity[idx] = state.key_valid[:, None, :]
+            state.validity[idx] = key_valid[:, None, :]
         else:
             layer.keys = gather_positions(layer.keys, selection.positions)
             layer.values = gather_positions(layer.values, selection.positions)
