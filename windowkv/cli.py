@@ -1,0 +1,541 @@
+"""The ``windowkv`` command line: evaluate, compare and inspect KV-cache compression policies.
+
+::
+
+    windowkv plugins                                  # every registered component and its distribution
+    windowkv validate policy.yaml                     # check a policy config file
+    windowkv eval needle --policy windowkv --budget 0.25 --lengths 1024,2048
+    windowkv compare needle -p full -p windowkv -b 0.12 -b 0.25 --out runs/cmp
+    windowkv generate "Summarise: ..." --policy windowkv --budget 0.12
+    windowkv report runs/cmp --markdown
+
+Exit codes: 0 success; 1 a runtime failure (model cannot be loaded, unsupported model) or an invalid
+file for ``validate``; 2 a usage error (unknown policy, task or dataset name, invalid budget or config,
+results of another run in ``--out``). Errors are one clear message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Annotated, Any, Iterator, Optional
+
+import typer
+from rich.console import Console
+
+from windowkv.errors import ConfigError, UnknownComponentError, UnsupportedModelError, WindowKVError
+
+app = typer.Typer(
+    name="windowkv",
+    help="KV-cache compression at prefill for Hugging Face transformers models (WindowKV and baselines).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+)
+def _console(stderr: bool = False) -> Console:
+    console = Console(stderr=stderr)
+    # tables are wide: do not squeeze them into 80 columns when writing to a file or a pipe
+    return console if console.is_terminal else Console(stderr=stderr, width=160)
+
+
+out = _console()
+err = _console(stderr=True)
+
+USAGE_ERROR = 2
+RUNTIME_ERROR = 1
+TASK_FAMILIES = ("needle", "ruler", "longbench")
+
+
+# ---------------------------------------------------------------------------- shared options
+
+PolicyOpt = Annotated[str, typer.Option("--policy", "-p", help="A preset name (see `windowkv plugins`) or a "
+                                        "policy config file (.yaml/.toml/.json).")]
+PoliciesOpt = Annotated[Optional[list[str]], typer.Option(
+    "--policy", "-p", help="Preset name or config file; repeat for several. Default: every registered preset.")]
+BudgetOpt = Annotated[Optional[str], typer.Option(
+    "--budget", "-b", help="Tokens (256) or a ratio of the review tokens (0.25 or 25%). Default: the "
+    "config file's, else 0.25.")]
+BudgetsOpt = Annotated[Optional[list[str]], typer.Option(
+    "--budget", "-b", help="Tokens or ratio; repeat for several. Default: 0.12 and 0.25.")]
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help="Hugging Face model id or local directory. Default: the embedded SmolLM2-135M-Instruct.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps ...")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32, bfloat16, float16 or auto.")]
+AttnOpt = Annotated[str, typer.Option("--attn", help="Attention implementation: sdpa or eager.")]
+DeviceMapOpt = Annotated[Optional[str], typer.Option(
+    "--device-map", help="Passed to from_pretrained (e.g. auto: shard a large model over the devices).")]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=0, help="At most this many examples per task.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the synthetic data and of torch.")]
+OutOpt = Annotated[Optional[Path], typer.Option(
+    "--out", "-o", help="Run directory; rerunning into it resumes. Default: runs/<command>-<task>.")]
+LengthsOpt = Annotated[Optional[list[str]], typer.Option(
+    "--lengths", "-L", help="Prompt lengths in tokens, comma separated or repeated (needle, ruler).")]
+DepthsOpt = Annotated[Optional[list[str]], typer.Option(
+    "--depths", "-D", help="Needle depths in [0, 1], comma separated or repeated (needle).")]
+NumOpt = Annotated[int, typer.Option("--num-examples", "-n", min=1, help="Examples per length (x depth).")]
+SubtaskOpt = Annotated[Optional[list[str]], typer.Option(
+    "--task", "-t", help="RULER tasks (e.g. vt, niah_single_1) or LongBench datasets (e.g. hotpotqa); repeatable.")]
+DataOpt = Annotated[Optional[Path], typer.Option("--data", help="LongBench JSONL file or directory.")]
+MaxLengthOpt = Annotated[Optional[int], typer.Option(
+    "--max-length", help="LongBench: truncate longer prompts in the middle (default: the model's context - 512).")]
+MaxNewOpt = Annotated[Optional[int], typer.Option("--max-new-tokens", min=1,
+                                                  help="Override every example's generation length.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, help="torch CPU threads.")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
+PlotsOpt = Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots into the run directory.")]
+
+
+def main() -> None:
+    """Entry point of the ``windowkv`` console script (and ``python -m windowkv``)."""
+    warnings.formatwarning = _format_warning
+    app()
+
+
+def _format_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> str:
+    return f"warning ({category.__name__}): {message}\n"
+
+
+@contextlib.contextmanager
+def _user_errors(usage_code: int = USAGE_ERROR, *, broad: bool = True) -> Iterator[None]:
+    """Turn windowkv's deliberate errors into one message and an exit code, without a traceback.
+
+    With ``broad``, any ``ValueError`` / ``KeyError`` is a usage error too (argument checking and data
+    set-up raise them for bad input); during the evaluation itself they are bugs and keep their traceback.
+    """
+    from windowkv.eval.longbench import LongBenchDataError
+    from windowkv.eval.runner import ResultsMismatchError
+    from windowkv.models import ModelLoadError
+
+    try:
+        yield
+    except (ModelLoadError, UnsupportedModelError) as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        raise typer.Exit(RUNTIME_ERROR) from None
+    except ConfigError as exc:
+        err.print("[bold red]error:[/] " + _escape(str(exc)))
+        raise typer.Exit(usage_code) from None
+    except (UnknownComponentError, LongBenchDataError, ResultsMismatchError) as exc:
+        err.print("[bold red]error:[/] " + _escape(str(exc)))
+        raise typer.Exit(usage_code) from None
+    except (ValueError, KeyError) as exc:
+        if not broad:
+            raise
+        err.print("[bold red]error:[/] " + _escape(str(exc).strip('"')))
+        raise typer.Exit(usage_code) from None
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _split(values: list[str] | None, kind: type) -> list[Any] | None:
+    if not values:
+        return None
+    items = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    try:
+        return [kind(v) for v in items]
+    except ValueError:
+        raise ValueError(f"expected comma-separated {kind.__name__} values, got {', '.join(values)}") from None
+
+
+def _quiet_transformers() -> None:
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except Exception:  # logging is cosmetic
+        pass
+
+
+def _load(model: str | None, device: str, dtype: str, attn: str, device_map: str | None,
+          threads: int | None) -> tuple[Any, Any, float]:
+    import torch
+
+    from windowkv.models import load_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    _quiet_transformers()
+    start = time.perf_counter()
+    with err.status(f"loading {model or 'the embedded SmolLM2-135M-Instruct'} ..."):
+        m, tok = load_model(model, dtype=dtype, device=device, attn_implementation=attn, device_map=device_map)
+    return m, tok, time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------- plugins, validate, tasks
+
+@app.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List every registered component: kind, name, providing distribution and version; and failed plugins."""
+    from rich.table import Table
+
+    from windowkv.plugins import default_registries
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # failed plugins are listed below instead
+        registries = default_registries()
+    entries = registries.all_entries()
+    if as_json:
+        data = {"components": [{"kind": e.kind, "name": e.name, "plugin": e.plugin, "distribution": e.distribution,
+                                "version": e.version} for e in entries],
+                "failed": list(registries.load_errors)}
+        out.print_json(json.dumps(data))
+        return
+    table = Table(title="windowkv components", header_style="bold")
+    for column in ("kind", "name", "distribution", "version", "plugin"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(e.kind, e.name, e.distribution or "–", e.version or "–", e.plugin)
+    out.print(table)
+    if registries.load_errors:
+        err.print(f"[bold red]{len(registries.load_errors)} plugin(s) failed to load:[/]")
+        for message in registries.load_errors:
+            err.print(f"  [red]✗[/] {_escape(message)}")
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="A policy config file: YAML, TOML or JSON.")],
+    budget: BudgetOpt = None,
+) -> None:
+    """Validate a policy config file: exit 0 with a summary, or 1 listing each bad field and why."""
+    from windowkv.config import load_policy
+
+    try:
+        policy = load_policy(file, budget=budget)
+    except ConfigError as exc:
+        err.print(f"[bold red]invalid:[/] {_escape(str(file))}")
+        for loc, message in exc.errors:
+            err.print(f"  {_escape(loc or '<root>')}: {_escape(message)}", highlight=False)
+        raise typer.Exit(RUNTIME_ERROR) from None
+    cfg = policy.to_config()
+    out.print(f"[bold green]ok[/] {_escape(str(file))}: policy [bold]{policy.name}[/], budget {policy.budget}")
+    for key in ("scorer", "classifier", "allocator", "sharing"):
+        out.print(f"  {key}: {_escape(json.dumps(cfg[key]))}", highlight=False)
+    for label, profile in cfg["profiles"].items():
+        out.print(f"  profile {label}: {_escape(json.dumps(profile))}", highlight=False)
+
+
+@app.command()
+def tasks() -> None:
+    """List the evaluation tasks (needle, ruler/*, longbench/*)."""
+    from rich.table import Table
+
+    from windowkv.eval.tasks import TASKS
+
+    table = Table(title="windowkv evaluation tasks", header_style="bold")
+    table.add_column("task")
+    table.add_column("description")
+    for name, task in TASKS.items():
+        table.add_row(name, task.description)
+    out.print(table)
+
+
+# ---------------------------------------------------------------------------- eval and compare
+
+def resolve_tasks(task: str, subtasks: list[str] | None, data: Path | None) -> list[str]:
+    """Task names from ``TASK`` (needle, ruler, longbench or a full name / glob) and ``--task`` options.
+
+    Raises:
+        UnknownComponentError: an unknown task or dataset, listing the known ones.
+    """
+    from windowkv.eval.tasks import TASKS, expand_tasks, get_task
+
+    if task == "needle":
+        if subtasks:
+            raise ValueError("needle has no sub-tasks; drop --task")
+        return ["needle"]
+    if task in ("ruler", "longbench"):
+        if subtasks:
+            names = [s if "/" in s else f"{task}/{s}" for s in subtasks]
+            for name in names:
+                if name not in TASKS:
+                    family = [n.split("/", 1)[1] for n in TASKS if n.startswith(task + "/")]
+                    import difflib
+
+                    close = difflib.get_close_matches(name.split("/", 1)[-1], family, n=1)
+                    raise UnknownComponentError(f"{task} task", name.split("/", 1)[-1], family,
+                                                close[0] if close else None)
+            return names
+        if task == "ruler":
+            return expand_tasks("ruler")
+        return _longbench_in(data)
+    names = expand_tasks(task)
+    for name in names:
+        get_task(name)
+    return names
+
+
+def _longbench_in(data: Path | None) -> list[str]:
+    from windowkv.eval.longbench import LONGBENCH_DATASETS, LONGBENCH_E_DATASETS
+
+    known = list(LONGBENCH_DATASETS) + [f"{d}_e" for d in LONGBENCH_E_DATASETS]
+    hint = f"pass --task NAME (known: {', '.join(LONGBENCH_DATASETS)}; '<name>_e' for LongBench-E)"
+    if data is None:
+        raise ValueError(f"longbench: {hint} and --data PATH (LongBench's JSONL files)")
+    if data.is_file():
+        if data.stem not in known:
+            raise ValueError(f"cannot tell the LongBench dataset of {data.name}: {hint}")
+        return [f"longbench/{data.stem}"]
+    found = [f"longbench/{name}" for name in known
+             if (data / f"{name}.jsonl").is_file() or (data / "data" / f"{name}.jsonl").is_file()]
+    if not found:
+        raise ValueError(f"no LongBench <dataset>.jsonl files in {data}: {hint}")
+    return found
+
+
+def build_task_examples(names: list[str], tokenizer: Any, *, lengths: list[int] | None, depths: list[float] | None,
+                        num_examples: int, limit: int | None, seed: int, data: Path | None,
+                        max_length: int | None, max_new_tokens: int | None) -> list[Any]:
+    """The examples of every task in ``names`` (``limit`` per task)."""
+    from windowkv.eval.runner import limit_new_tokens
+    from windowkv.eval.tasks import get_task
+
+    examples = []
+    for name in names:
+        examples += get_task(name)(tokenizer=tokenizer, lengths=lengths, depths=depths, num_examples=num_examples,
+                                   limit=limit, seed=seed, data_path=data, max_length=max_length)
+    if not examples:
+        raise ValueError(f"no examples for {', '.join(names)} (check --limit and --data)")
+    return limit_new_tokens(examples, max_new_tokens)
+
+
+def _default_policies() -> list[str]:
+    from windowkv.plugins import default_registries
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        names = default_registries()["policy"].names()
+    return sorted(names, key=lambda n: (n != "full", n != "windowkv", n))
+
+
+def _run(command: str, task: str, policies: list[str], budgets: list[str] | None, *, model: str | None,
+         device: str, dtype: str, attn: str, device_map: str | None, limit: int | None, seed: int,
+         out_dir: Path | None, lengths: list[str] | None, depths: list[str] | None, num_examples: int,
+         subtasks: list[str] | None, data: Path | None, max_length: int | None, max_new_tokens: int | None,
+         threads: int | None, progress: bool, plots: bool) -> None:
+    from windowkv.eval.distributed import DistContext
+    from windowkv.eval.runner import ModelInfo, evaluate, make_variants
+
+    with _user_errors():
+        variants = make_variants(policies, budgets)
+        names = resolve_tasks(task, subtasks, data)
+        length_values = _split(lengths, int)
+        depth_values = _split(depths, float)
+        if depth_values and any(not 0 <= d <= 1 for d in depth_values):
+            raise ValueError(f"depths must lie in [0, 1] (got {depth_values})")
+    out_dir = out_dir or Path("runs") / f"{command}-{task.replace('/', '_').replace('*', 'all')}"
+    dist = DistContext.from_env()
+    try:
+        with _user_errors():
+            m, tok, load_seconds = _load(model, dist.device(device), dtype, attn, device_map, threads)
+            if max_length is None and any(n.startswith("longbench/") for n in names):
+                ctx = ModelInfo.of(m).max_positions
+                max_length = max(ctx - 512, 256) if ctx else None
+            examples = build_task_examples(names, tok, lengths=length_values, depths=depth_values,
+                                           num_examples=num_examples, limit=limit, seed=seed, data=data,
+                                           max_length=max_length, max_new_tokens=max_new_tokens)
+            if dist.is_main:
+                err.print(f"{len(examples)} examples x {len(variants)} policy/budget pairs "
+                          f"({', '.join(v.name for v in variants)}) -> {out_dir}"
+                          + (f" on {dist.world_size} processes" if dist.distributed else ""))
+        with _user_errors(broad=False):
+            config = {"command": command, "task": task, "tasks": names, "policies": policies, "budgets": budgets,
+                      "model": model or "smollm2", "device": device, "dtype": dtype, "attn_implementation": attn,
+                      "device_map": device_map, "limit": limit, "seed": seed, "lengths": length_values,
+                      "depths": depth_values, "num_examples": num_examples, "data": str(data) if data else None,
+                      "max_length": max_length, "max_new_tokens": max_new_tokens, "threads": threads}
+            result = evaluate(m, tok, examples, variants, out_dir, model_name=model or "smollm2", seed=seed,
+                              dist=dist, config=config, progress=progress, console=err,
+                              timings={"model_load_seconds": round(load_seconds, 3)})
+        if dist.is_main:
+            _print_results(result.rows, names, out_dir, plots)
+    finally:
+        dist.close()
+
+
+def _print_results(rows: list[dict[str, Any]], names: list[str], out_dir: Path, plots: bool) -> None:
+    from windowkv.eval.plots import write_plots
+    from windowkv.eval.report import result_table
+
+    wanted = set(names)
+    rows = [r for r in rows if r.get("task") in wanted]
+    out.print(result_table(rows).to_rich(f"{', '.join(names[:4])}{' ...' if len(names) > 4 else ''}"))
+    out.print("score: mean primary metric (needle: exact match). KV kept: share of the full KV cache kept "
+              "(suffix included); review kept: share of the prompt minus suffix kept (what a ratio budget counts).",
+              style="dim")
+    written = write_plots(rows, out_dir) if plots else []
+    out.print(f"rows: {out_dir / 'results.jsonl'}  summary: {out_dir / 'summary.json'}, {out_dir / 'summary.csv'}")
+    for path in written:
+        out.print(f"plot: {path}")
+
+
+TaskArg = Annotated[str, typer.Argument(help="needle, ruler or longbench, or a task name such as ruler/vt "
+                                        "(see `windowkv tasks`).")]
+
+
+@app.command("eval")
+def eval_cmd(
+    task: TaskArg,
+    policy: PolicyOpt = "windowkv",
+    budget: BudgetOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
+    attn: AttnOpt = "sdpa",
+    device_map: DeviceMapOpt = None,
+    limit: LimitOpt = None,
+    seed: SeedOpt = 0,
+    out_dir: OutOpt = None,
+    lengths: LengthsOpt = None,
+    depths: DepthsOpt = None,
+    num_examples: NumOpt = 1,
+    subtasks: SubtaskOpt = None,
+    data: DataOpt = None,
+    max_length: MaxLengthOpt = None,
+    max_new_tokens: MaxNewOpt = None,
+    threads: ThreadsOpt = None,
+    progress: ProgressOpt = True,
+    plots: PlotsOpt = True,
+) -> None:
+    """Evaluate one policy at one budget on a task; rows, summary and plots go to --out (resumable)."""
+    _run("eval", task, [policy], [budget] if budget else None, model=model, device=device, dtype=dtype, attn=attn,
+         device_map=device_map, limit=limit, seed=seed, out_dir=out_dir, lengths=lengths, depths=depths,
+         num_examples=num_examples, subtasks=subtasks, data=data, max_length=max_length,
+         max_new_tokens=max_new_tokens, threads=threads, progress=progress, plots=plots)
+
+
+@app.command()
+def compare(
+    task: TaskArg = "needle",
+    policy: PoliciesOpt = None,
+    budget: BudgetsOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
+    attn: AttnOpt = "sdpa",
+    device_map: DeviceMapOpt = None,
+    limit: LimitOpt = None,
+    seed: SeedOpt = 0,
+    out_dir: OutOpt = None,
+    lengths: LengthsOpt = None,
+    depths: DepthsOpt = None,
+    num_examples: NumOpt = 1,
+    subtasks: SubtaskOpt = None,
+    data: DataOpt = None,
+    max_length: MaxLengthOpt = None,
+    max_new_tokens: MaxNewOpt = None,
+    threads: ThreadsOpt = None,
+    progress: ProgressOpt = True,
+    plots: PlotsOpt = True,
+) -> None:
+    """Compare several policies x budgets in one run: one table, side-by-side heatmaps, score vs budget."""
+    _run("compare", task, policy or _default_policies(), budget or ["0.12", "0.25"], model=model, device=device,
+         dtype=dtype, attn=attn, device_map=device_map, limit=limit, seed=seed, out_dir=out_dir, lengths=lengths,
+         depths=depths, num_examples=num_examples, subtasks=subtasks, data=data, max_length=max_length,
+         max_new_tokens=max_new_tokens, threads=threads, progress=progress, plots=plots)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (holding results.jsonl).")],
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table.")] = False,
+    plots: PlotsOpt = True,
+) -> None:
+    """Print the table of a finished (or partial) run and redraw its plots."""
+    from windowkv.eval.plots import write_plots
+    from windowkv.eval.report import result_table
+    from windowkv.eval.results import RESULTS, merge_rows, read_rows
+
+    files = [run_dir / RESULTS, *sorted(run_dir.glob("results.rank*.jsonl"))]
+    rows = merge_rows(*(read_rows(f) for f in files))
+    if not rows:
+        err.print(f"[bold red]error:[/] no result rows in {_escape(str(run_dir))}")
+        raise typer.Exit(USAGE_ERROR)
+    table = result_table(rows)
+    if markdown:
+        print(table.to_markdown())
+    else:
+        out.print(table.to_rich(str(run_dir)))
+    for path in write_plots(rows, run_dir) if plots else []:
+        err.print(f"plot: {path}")
+
+
+# ---------------------------------------------------------------------------- generate
+
+@app.command()
+def generate(
+    prompt: Annotated[Optional[str], typer.Argument(help="The prompt (or use --file / --needle-length).")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Read the prompt from a file.")] = None,
+    needle_length: Annotated[Optional[int], typer.Option(
+        "--needle-length", help="Use a needle-in-a-haystack prompt of this many tokens.")] = None,
+    depth: Annotated[float, typer.Option("--depth", min=0.0, max=1.0, help="Needle depth (with --needle-length).")] = 0.5,
+    policy: PolicyOpt = "windowkv",
+    budget: BudgetOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
+    attn: AttnOpt = "sdpa",
+    device_map: DeviceMapOpt = None,
+    seed: SeedOpt = 0,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 64,
+    chat: Annotated[bool, typer.Option("--chat/--no-chat", help="Wrap the prompt in the chat template.")] = True,
+    task_label: Annotated[Optional[str], typer.Option(
+        "--task-label", help="Force the policy's task profile (e.g. qa) instead of the classifier.")] = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Generate from one prompt under a policy; show the answer and the kept KV cache of every layer."""
+    from windowkv.eval.examples import Example, render_prompt, uses_chat_template
+    from windowkv.eval.report import layer_table
+    from windowkv.eval.runner import ModelInfo, cache_stats, make_variants, run_prompt
+
+    with _user_errors():
+        given = sum(x is not None for x in (prompt, file, needle_length))
+        if given != 1:
+            raise ValueError("give exactly one of PROMPT, --file or --needle-length")
+        if file is not None:
+            try:
+                prompt = file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(f"cannot read {file}: {exc.strerror or exc}") from None
+        (variant,) = make_variants([policy], [budget] if budget else None)
+        m, tok, _ = _load(model, device, dtype, attn, device_map, threads)
+        if needle_length is not None:
+            from windowkv.eval.needle import needle_example
+
+            example = needle_example(tok, needle_length, depth, seed=seed, max_new_tokens=max_new_tokens)
+            out.print(f"needle prompt: {example.meta['prompt_tokens']} tokens, answer {example.answers[0]}",
+                      style="dim")
+        else:
+            example = Example("prompt", "generate", prompt or "", [], "needle_exact", max_new_tokens,
+                              use_chat_template=chat)
+        use_chat = uses_chat_template(tok, example)
+        text = render_prompt(tok, example)
+        info = ModelInfo.of(m)
+        with variant.policy.apply(m, tok, task=task_label) as handle:
+            gen = run_prompt(m, tok, handle, text, chat=use_chat, max_new_tokens=max_new_tokens, seed=seed)
+    stats = cache_stats(gen, info)
+    out.print(f"[bold]{variant.name}[/] (task profile: {gen.task_label or '–'})")
+    out.print(layer_table(gen.kept_per_layer, gen.prompt_tokens, info.bytes_per_token_layer, gen.suffix_size)
+              .to_rich("kept KV cache per layer"))
+    decode = f"{gen.decode_tokens_per_s:.1f}" if gen.decode_tokens_per_s else "–"
+    memory = f"{gen.peak_memory_bytes / 2**20:.0f} MiB" if gen.peak_memory_bytes is not None else "–"
+    out.print(f"prompt {gen.prompt_tokens} tokens; KV kept {stats['kept_fraction'] * 100:.1f}% of the full cache "
+              f"({stats['kv_bytes_kept'] / 2**20:.2f} of {stats['kv_bytes_full'] / 2**20:.2f} MiB), review kept "
+              f"{stats['kept_review_fraction'] * 100:.1f}%; prefill {gen.prefill_seconds:.2f} s, decode {decode} "
+              f"tokens/s, peak memory +{memory} ({gen.memory_method})", highlight=False)
+    out.rule("output")
+    out.print(_escape((example.answer_prefix + " " if example.answer_prefix else "") + gen.prediction),
+              highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
