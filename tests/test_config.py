@@ -1,0 +1,296 @@
+"""Policy configuration: dicts and YAML/TOML/JSON files, presets with overrides, and error messages
+that name the field path and what would have been accepted (windowkv/config.py, Policy.from_config)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from windowkv import ConfigError, Policy, load_policy, resolve_policy
+from windowkv.config import read_config_file, write_config_file
+from windowkv.plugins import default_registries
+from windowkv.testing import make_component
+
+REGISTRIES = default_registries()
+
+
+def errors_of(config) -> dict[str, str]:
+    with pytest.raises(ConfigError) as info:
+        Policy.from_config(config, REGISTRIES)
+    return dict(info.value.errors)
+
+
+# ------------------------------------------------------------------------------ error messages
+
+
+def test_bad_selector_parameter_names_its_path():
+    errors = errors_of({"preset": "windowkv", "budget": 64, "profiles": {
+        "qa": {"selector": {"type": "window_max", "window_size": 0}, "suffix_size": 32}}})
+    assert list(errors) == ["profiles.qa.selector.window_size"]
+    assert "greater than or equal to 1" in errors["profiles.qa.selector.window_size"]
+
+
+def test_unknown_selector_parameter_lists_the_allowed_fields():
+    errors = errors_of({"preset": "windowkv", "budget": 64, "profiles": {
+        "qa": {"selector": {"type": "window_max", "windw_size": 4}, "suffix_size": 32}}})
+    message = errors["profiles.qa.selector.windw_size"]
+    assert "unknown field" in message
+    for field in ("window_size", "top_k", "heads"):
+        assert field in message
+
+
+def test_bad_literal_lists_the_allowed_values():
+    errors = errors_of({"preset": "windowkv", "budget": 64, "profiles": {
+        "other": {"selector": {"type": "window_average", "heads": "per_head"}, "suffix_size": 16}}})
+    message = errors["profiles.other.selector.heads"]
+    assert "'shared'" in message and "'per_kv_head'" in message and "per_head" in message
+
+
+def test_unknown_component_type_lists_registered_ones_with_did_you_mean():
+    errors = errors_of({"preset": "windowkv", "budget": 64, "profiles": {
+        "qa": {"selector": {"type": "window_maxx"}, "suffix_size": 32}}})
+    message = errors["profiles.qa.selector.type"]
+    assert "Did you mean 'window_max'?" in message
+    for name in REGISTRIES["selector"].names():
+        assert name in message
+
+
+@pytest.mark.parametrize("field, kind", [("scorer", "scorer"), ("sharing", "sharing"),
+                                         ("allocator", "budget"), ("classifier", "classifier")])
+def test_unknown_type_of_every_component_field(field, kind):
+    errors = errors_of({"budget": 64, field: {"type": "nope"}})
+    assert f"{field}.type" in errors
+    assert all(name in errors[f"{field}.type"] for name in REGISTRIES[kind].names())
+
+
+def test_every_error_is_reported_at_once_with_its_path():
+    errors = errors_of({
+        "budget": 0, "sharing": {"type": "groups", "group_size": 0}, "colour": "blue",
+        "profiles": {"qa": {"selector": {"type": "window_max"}, "suffix_size": 0, "extra": 1}},
+    })
+    assert {"budget", "sharing.group_size", "colour", "profiles.qa.suffix_size", "profiles.qa.extra"} <= set(errors)
+    assert "allowed fields: preset, name, budget" in errors["colour"]
+
+
+def test_missing_budget_says_what_to_give():
+    errors = errors_of({"scorer": {"type": "suffix_attention"}})
+    assert "tokens" in errors["budget"] and "ratio" in errors["budget"]
+
+
+def test_unknown_preset_lists_presets():
+    errors = errors_of({"preset": "windowkvv", "budget": 4})
+    assert "Did you mean 'windowkv'?" in errors["preset"] and "full" in errors["preset"]
+
+
+def test_classifier_label_without_profile_is_an_error():
+    errors = errors_of({"preset": "windowkv", "budget": 4, "classifier": {"type": "fixed", "label": "code"}})
+    assert "code" in errors["profiles"]
+
+
+@pytest.mark.parametrize("config", [[], "windowkv", 3])
+def test_non_mapping_config_is_an_error(config):
+    with pytest.raises(ConfigError, match="mapping"):
+        Policy.from_config(config, REGISTRIES)
+
+
+def test_config_error_is_a_value_error_with_source():
+    with pytest.raises(ValueError, match=r"in my\.yaml"):
+        Policy.from_config({"budget": -1}, REGISTRIES, source="my.yaml")
+
+
+# ------------------------------------------------------------------------------ presets and overrides
+
+
+def test_windowkv_preset_has_the_paper_defaults():
+    config = Policy.from_preset("windowkv", budget=128).to_config()
+    assert config["allocator"] == {"type": "arithmetic_groups", "group_size": 8, "beta": 14.0}
+    assert config["sharing"] == {"type": "groups", "group_size": 8}
+    assert config["profiles"]["qa"]["suffix_size"] == 32 and config["profiles"]["other"]["suffix_size"] == 16
+    assert config["profiles"]["qa"]["selector"]["type"] == "window_max"
+    assert config["profiles"]["other"]["selector"]["type"] == "window_average"
+    assert config["profiles"]["qa"]["selector"]["window_size"] == 8
+    assert {**Policy(128).to_config(), "name": "windowkv"} == config
+
+
+def test_preset_overrides_merge_component_parameters():
+    policy = Policy.from_preset("windowkv", budget=0.25, sharing={"group_size": 4})
+    assert policy.sharing.to_config() == {"type": "groups", "group_size": 4}
+    assert policy.allocator.to_config()["group_size"] == 8
+    assert Policy.from_config({"preset": "windowkv", "budget": 4, "name": "mine"}, REGISTRIES).name == "mine"
+
+
+@pytest.mark.xfail(strict=True, reason="bug: from_preset's positional 'name' shadows the 'name' config override")
+def test_preset_name_override_through_from_preset():
+    assert Policy.from_preset("windowkv", budget=0.25, name="mine").name == "mine"
+
+
+def test_preset_override_with_another_type_replaces_the_component():
+    policy = Policy.from_preset("windowkv", budget=64, sharing={"type": "none"})
+    assert policy.sharing.to_config() == {"type": "none"}
+
+
+def test_preset_override_of_a_profile_replaces_that_profile_only():
+    policy = Policy.from_preset("windowkv", budget=64, profiles={
+        "qa": {"selector": {"type": "token_topk"}, "suffix_size": 8}})
+    assert policy.profiles["qa"].suffix_size == 8
+    assert policy.profiles["other"].suffix_size == 16
+
+
+def test_full_preset_keeps_its_budget():
+    assert Policy.from_preset("full", budget=16).budget.ratio == 1.0
+
+
+def test_preset_bad_override_names_its_path():
+    with pytest.raises(ConfigError) as info:
+        Policy.from_preset("windowkv", budget=64, allocator={"beta": -1})
+    assert "allocator.beta" in dict(info.value.errors)
+
+
+# ------------------------------------------------------------------------------ round trips
+
+
+@st.composite
+def policies(draw) -> Policy:
+    """Any policy of registered components, with drawn parameters."""
+    def component(kind: str):
+        cls = REGISTRIES[kind].get(draw(st.sampled_from(REGISTRIES[kind].names())))
+        group = draw(st.integers(1, 16))
+        return make_component(
+            cls, window_size=draw(st.integers(1, 16)), heads=draw(st.sampled_from(["shared", "per_kv_head"])),
+            group_size=group, beta=draw(st.floats(group / 2 + 0.5, 50)), head_reduction=draw(
+                st.sampled_from(["mean", "sum", "max"])), top_k=draw(st.none() | st.integers(1, 4)),
+            label="qa", edge_chars=draw(st.integers(1, 2000)), norm_ord=draw(st.sampled_from([1.0, 2.0, 3.5])),
+        )
+
+    classifier = component("classifier")
+    labels = set(classifier.labels()) | set(draw(st.lists(st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
+                                                          max_size=2)))
+    from windowkv import Profile
+
+    profiles = {label: Profile(component("selector"), draw(st.integers(1, 64))) for label in sorted(labels)}
+    return Policy(
+        draw(st.one_of(st.integers(1, 4096), st.floats(0, 1, exclude_min=True))),
+        scorer=component("scorer"), classifier=classifier, allocator=component("budget"),
+        sharing=component("sharing"), profiles=profiles,
+        name=draw(st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)),
+    )
+
+
+@given(policy=policies())
+def test_policy_round_trips_through_its_config(policy):
+    config = policy.to_config()
+    assert Policy.from_config(config, REGISTRIES) == policy
+    assert Policy.from_config(config, REGISTRIES).to_config() == config
+    assert json.loads(json.dumps(config)) == config
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+@given(policy=policies())
+def test_policy_round_trips_through_files(fmt, policy, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / f"policy.{fmt}"
+    write_config_file(policy.to_config(), path)
+    assert load_policy(path) == policy
+
+
+@given(policy=policies())
+def test_policy_round_trips_through_toml_files(policy, tmp_path_factory):
+    """TOML has no null and cannot carry every string; see the xfail tests below for both."""
+    config = policy.to_config()
+    if "null" in json.dumps(config) or any(ord(c) > 0xFFFF for c in policy.name):
+        assume(False)  # covered by the reproducers below
+    path = tmp_path_factory.mktemp("cfg") / "policy.toml"
+    write_config_file(config, path)
+    assert load_policy(path) == policy
+
+
+TOML_NULL_BUG = "bug: config._to_toml writes None (window_max's default top_k) as null, which is not TOML"
+
+
+@pytest.mark.parametrize("fmt", [
+    "yaml", "json", pytest.param("toml", marks=pytest.mark.xfail(strict=True, reason=TOML_NULL_BUG))])
+def test_windowkv_preset_round_trips_through_files(fmt, tmp_path):
+    policy = Policy.from_preset("windowkv", budget=0.25)
+    write_config_file(policy.to_config(), tmp_path / f"p.{fmt}")
+    assert load_policy(tmp_path / f"p.{fmt}") == policy
+
+
+@pytest.mark.xfail(strict=True, reason=TOML_NULL_BUG)
+def test_toml_writer_handles_none_values(tmp_path):
+    policy = Policy.from_preset("windowkv", budget=0.25)
+    assert policy.to_config()["profiles"]["qa"]["selector"]["top_k"] is None
+    write_config_file(policy.to_config(), tmp_path / "p.toml")
+    assert load_policy(tmp_path / "p.toml") == policy
+
+
+@pytest.mark.xfail(strict=True, reason="bug: config._to_toml escapes non-BMP characters as surrogate pairs")
+def test_toml_writer_handles_characters_outside_the_bmp(tmp_path):
+    policy = Policy(0.5, name="kv 😀")
+    write_config_file(policy.to_config(), tmp_path / "p.toml")
+    assert load_policy(tmp_path / "p.toml").name == "kv 😀"
+
+
+# ------------------------------------------------------------------------------ files
+
+
+@pytest.mark.parametrize("fmt, text", [
+    ("yaml", "preset: windowkv\nbudget: 0.25\nsharing: {group_size: 4}\n"),
+    ("toml", 'preset = "windowkv"\nbudget = 0.25\n[sharing]\ngroup_size = 4\n'),
+    ("json", '{"preset": "windowkv", "budget": 0.25, "sharing": {"group_size": 4}}'),
+    ("yaml", "policy:\n  preset: windowkv\n  budget: 0.25\n  sharing: {group_size: 4}\n"),
+])
+def test_hand_written_files_of_every_format(fmt, text, tmp_path):
+    path = tmp_path / f"policy.{fmt}"
+    path.write_text(text)
+    assert load_policy(path) == Policy.from_preset("windowkv", budget=0.25, sharing={"group_size": 4})
+
+
+def test_file_errors_name_the_file_and_field_path(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("preset: windowkv\nbudget: 64\nprofiles:\n  qa:\n    selector: {type: window_max, window_size: -2}\n")
+    with pytest.raises(ConfigError) as info:
+        load_policy(path)
+    assert str(path) in str(info.value)
+    assert "profiles.qa.selector.window_size" in str(info.value)
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("p.ini", "x=1", "unsupported file type '.ini'"),
+    ("p.yaml", "budget: [1, 2", "not valid YAML"),
+    ("p.toml", "budget = ", "not valid TOML"),
+    ("p.json", "{budget: 1}", "not valid JSON"),
+    ("p.yaml", "- 1\n- 2\n", "expected a mapping at the top level, got list"),
+    ("p.yaml", "policy: {budget: 4}\nother: 1\n", "unknown top-level key"),
+])
+def test_unreadable_files_are_config_errors(name, text, message, tmp_path):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        read_config_file(path)
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_policy(tmp_path / "nope.yaml")
+
+
+def test_write_config_rejects_unknown_suffix(tmp_path):
+    with pytest.raises(ConfigError, match="unsupported file type"):
+        write_config_file({"budget": 4}, tmp_path / "p.txt")
+
+
+def test_load_policy_overrides_replace_file_keys(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text('{"preset": "windowkv", "budget": 0.25}')
+    assert load_policy(path, budget=64).budget.tokens == 64
+    assert load_policy(path, budget=None).budget.ratio == 0.25
+
+
+def test_resolve_policy_takes_a_preset_or_a_file(tmp_path):
+    path = tmp_path / "p.yml"
+    path.write_text("preset: windowkv\nbudget: 0.5\n")
+    assert resolve_policy(path) == Policy.from_preset("windowkv", budget=0.5)
+    assert resolve_policy(str(path), budget=32) == Policy.from_preset("windowkv", budget=32)
+    assert resolve_policy("windowkv", budget="25%") == Policy.from_preset("windowkv", budget=0.25)

@@ -1,0 +1,221 @@
+"""Plugin discovery (windowkv/plugins/): entry points, the example and the broken test distributions,
+isolation of failures, conflicts and ``WINDOWKV_DISABLE_PLUGIN_AUTOLOAD``.
+
+The test set-up installs two distributions from ``plugins/``; these tests fail (they do not skip) when
+they are missing, because then the plugin path is simply untested.
+"""
+
+from __future__ import annotations
+
+import warnings
+from importlib import metadata
+
+import pytest
+
+import windowkv
+from windowkv import ComponentConflictError, ConfigError, Policy, PluginLoadWarning, hookimpl, load_policy
+from windowkv.plugins import DISABLE_AUTOLOAD_ENV, ENTRY_POINT_GROUP, build_registries, get_plugin_manager, hookspecs
+from windowkv.plugins.manager import HOOKS
+from windowkv.registry import KINDS
+from windowkv.scorers import Scorer
+from windowkv.selectors import WindowAverageSelector
+from windowkv.testing import check_layer_selection, check_scorer_contract, fresh_registries, synthetic_layer
+
+EXAMPLE = "windowkv-example-scorer"
+BROKEN = "windowkv-broken-plugin"
+SETUP = ("run the test set-up script (.ci/run), or: "
+         "pip install -e plugins/windowkv-example-scorer plugins/windowkv-broken-plugin")
+
+
+def require(distribution: str) -> str:
+    """The installed version of ``distribution``; fails the test (not skip) when it is missing."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        pytest.fail(f"the test plugin distribution {distribution!r} is not installed: {SETUP}", pytrace=False)
+
+
+def load_all():
+    """Registries from every installed plugin, and the PluginLoadWarnings raised on the way."""
+    with pytest.warns(PluginLoadWarning) as record:
+        registries = build_registries(get_plugin_manager(autoload=True))
+    return registries, [str(w.message) for w in record if issubclass(w.category, PluginLoadWarning)]
+
+
+# ------------------------------------------------------------------------------ the example plugin
+
+
+def test_example_plugin_components_are_registered_with_their_distribution():
+    version = require(EXAMPLE)
+    require(BROKEN)
+    registries, _ = load_all()
+    scorer = registries["scorer"].entry("value_norm")
+    preset = registries["policy"].entry("windowkv_value_norm")
+    for entry in (scorer, preset):
+        assert (entry.distribution, entry.version) == (EXAMPLE, version)
+        assert entry.provider == f"{EXAMPLE} {version}"
+    assert issubclass(scorer.obj, Scorer)
+    assert registries["scorer"].entry("suffix_attention").distribution == "windowkv"
+
+
+def test_example_scorer_keeps_the_scorer_contract():
+    require(EXAMPLE)
+    registries, _ = load_all()
+    check_scorer_contract(registries["scorer"].get("value_norm"))
+
+
+def test_example_scorer_from_a_yaml_file_validates_and_selects(tmp_path):
+    require(EXAMPLE)
+    path = tmp_path / "policy.yaml"
+    path.write_text("preset: windowkv\nbudget: 0.25\nscorer: {type: value_norm, norm_ord: 1.0}\n")
+    policy = load_policy(path)
+    assert policy.scorer.to_config() == {"type": "value_norm", "norm_ord": 1.0}
+    layer = synthetic_layer([120, 90], kv_heads=2, query_groups=2, seed=3)
+    loud = slice(40, 48)  # row 0's window of aligned positions 40..47: by far the largest values
+    layer.values[0, :, loud] *= 100
+    run = policy.start_run(layer.lengths, layer.padded_length, 8, task="qa")
+    for layer_idx in range(8):
+        selection = layer.select(policy, run, layer_idx)
+        assert selection is not None
+        check_layer_selection(policy, run, layer_idx, selection, kv_heads=2)
+        kept = selection.positions[0, 0][selection.valid[0, 0]].tolist()
+        assert set(range(40, 48)) <= set(kept), f"layer {layer_idx} dropped the loudest window"
+    assert Policy.from_config(policy.to_config()) == policy
+
+
+def test_example_preset_resolves():
+    require(EXAMPLE)
+    policy = Policy.from_preset("windowkv_value_norm", budget=64)
+    assert policy.scorer.name == "value_norm"
+    assert policy.profiles["qa"].selector.name == "window_max"
+
+
+def test_example_scorer_parameter_errors_name_the_path():
+    require(EXAMPLE)
+    with pytest.raises(ConfigError) as info:
+        Policy.from_config({"preset": "windowkv", "budget": 8, "scorer": {"type": "value_norm", "norm": 2}})
+    message = dict(info.value.errors)["scorer.norm"]
+    assert "unknown field" in message and "norm_ord" in message
+
+
+# ------------------------------------------------------------------------------ the broken plugin
+
+
+def test_broken_plugin_is_reported_and_the_others_still_load():
+    require(BROKEN)
+    require(EXAMPLE)
+    registries, messages = load_all()
+    assert any(f"from distribution {BROKEN!r} failed to load" in m and "RuntimeError" in m for m in messages)
+    assert any(BROKEN in e and "on purpose" in e for e in registries.load_errors)
+    assert "value_norm" in registries["scorer"]
+    assert {"window_average", "window_max", "token_topk"} <= set(registries["selector"])
+    assert "windowkv" in registries["policy"]
+
+
+def test_a_hook_that_raises_is_reported_and_skipped():
+    class Failing:
+        __name__ = "failing"
+
+        @hookimpl
+        def windowkv_register_scorers(self):
+            raise RuntimeError("boom")
+
+        @hookimpl
+        def windowkv_register_selectors(self):
+            return []
+
+    with pytest.warns(PluginLoadWarning, match=r"plugin 'failing' \(failing-dist\) failed in windowkv_register_scorers: boom"):
+        registries = fresh_registries(Failing(), distributions={"failing": ("failing-dist", "1")})
+    assert registries.load_errors and "boom" in registries.load_errors[0]
+    assert "suffix_attention" in registries["scorer"]
+
+
+# ------------------------------------------------------------------------------ autoload switch
+
+
+@pytest.mark.parametrize("value", ["1", "true", "yes"])
+def test_disable_autoload_env_loads_builtins_only(monkeypatch, value):
+    require(EXAMPLE)
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PluginLoadWarning)  # the broken plugin is not even imported
+        registries = build_registries(get_plugin_manager())
+    assert "value_norm" not in registries["scorer"]
+    assert "windowkv_value_norm" not in registries["policy"]
+    assert registries.load_errors == []
+    assert {e.distribution for e in registries.all_entries()} == {"windowkv"}
+
+
+@pytest.mark.parametrize("value", ["", "0", "false"])
+def test_autoload_stays_on_for_falsy_env_values(monkeypatch, value):
+    require(EXAMPLE)
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, value)
+    with pytest.warns(PluginLoadWarning):
+        registries = build_registries(get_plugin_manager())
+    assert "value_norm" in registries["scorer"]
+
+
+def test_autoload_argument_overrides_the_environment(monkeypatch):
+    require(EXAMPLE)
+    monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
+    with pytest.warns(PluginLoadWarning):
+        assert "value_norm" in build_registries(get_plugin_manager(autoload=True))["scorer"]
+    monkeypatch.delenv(DISABLE_AUTOLOAD_ENV)
+    assert "value_norm" not in build_registries(get_plugin_manager(autoload=False))["scorer"]
+
+
+# ------------------------------------------------------------------------------ built-ins and conflicts
+
+
+def test_builtins_are_registered_through_the_entry_point_group():
+    eps = [ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if ep.dist and ep.dist.name == "windowkv"]
+    assert [ep.value for ep in eps] == ["windowkv.plugins.builtins"]
+
+
+class Duplicate:
+    """A plugin registering a selector under a built-in's name."""
+
+    __name__ = "duplicate_plugin"
+
+    @hookimpl
+    def windowkv_register_selectors(self):
+        class Another(WindowAverageSelector):
+            name = "window_average"
+
+        return [Another]
+
+
+def test_duplicate_component_names_both_distributions():
+    with pytest.raises(ComponentConflictError) as info:
+        fresh_registries(Duplicate(), distributions={"duplicate_plugin": ("windowkv-dupe", "9.9")})
+    message = str(info.value)
+    assert "selector 'window_average' is registered twice" in message
+    assert f"windowkv {windowkv.__version__}" in message and "windowkv-dupe 9.9" in message
+
+
+def test_registering_something_of_the_wrong_kind_is_an_error():
+    class WrongKind:
+        __name__ = "wrong_kind"
+
+        @hookimpl
+        def windowkv_register_sharing(self):
+            return [WindowAverageSelector]
+
+    with pytest.raises(ComponentConflictError, match="registered .* as a sharing, but it is not a sharing"):
+        fresh_registries(WrongKind())
+
+
+def test_fresh_registries_without_builtins_are_empty():
+    registries = fresh_registries(builtins=False)
+    assert registries.all_entries() == []
+
+
+# ------------------------------------------------------------------------------ hook specifications
+
+
+def test_every_kind_has_one_prefixed_hook_with_a_docstring():
+    specs = {name: getattr(hookspecs, name) for name in dir(hookspecs) if name.startswith("windowkv_")}
+    assert sorted(specs) == sorted(HOOKS.values())
+    assert sorted(HOOKS) == sorted(KINDS)
+    for name, fn in specs.items():
+        assert fn.__doc__ and "Return" in fn.__doc__, name

@@ -1,0 +1,531 @@
+"""Helpers for testing windowkv components and plugins: windowkv's ``pytester``.
+
+A plugin author checks a new component against its contract in one line::
+
+    from windowkv.testing import check_scorer_contract
+    from my_package import MyScorer
+
+    def test_my_scorer_keeps_the_contract():
+        check_scorer_contract(MyScorer())
+
+Every ``check_*`` function raises :class:`AssertionError` naming the broken rule (never ``assert``
+statements, so the checks also run under ``python -O``). windowkv's own test suite calls the same
+functions for every registered component, so a plugin's components are held to exactly the rules the
+built-ins are.
+
+Besides the contract checks, the module offers synthetic inputs (:func:`random_scores`,
+:func:`synthetic_layer`), a way to run a policy over every layer (:func:`run_policy`), the checks of
+one layer's selection against the budget invariants of ``DESIGN.md`` (:func:`check_layer_selection`),
+and :func:`fresh_registries`, which builds registries from given plugin modules without entry points.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Iterable, Sequence
+
+import torch
+from pydantic import ValidationError
+from torch import Tensor
+
+from windowkv.budgets import BudgetAllocator
+from windowkv.component import Component
+from windowkv.policies import Policy
+from windowkv.registry import Registries
+from windowkv.run import CompressionRun, LayerInputs, LayerSelection
+from windowkv.scorers import Scorer
+from windowkv.selectors import Selector, WindowSelector
+from windowkv.sharing import IndexSharing
+
+__all__ = [
+    "SyntheticLayer",
+    "check_allocator_contract",
+    "check_component_config",
+    "check_layer_budget",
+    "check_layer_positions",
+    "check_layer_selection",
+    "check_scorer_contract",
+    "check_selector_contract",
+    "check_sharing_contract",
+    "fresh_registries",
+    "kept_positions",
+    "make_component",
+    "random_scores",
+    "run_policy",
+    "synthetic_layer",
+]
+
+
+def _fail(message: str) -> None:
+    raise AssertionError(message)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Registries and components
+# ---------------------------------------------------------------------------------------------------
+
+
+def fresh_registries(
+    *plugins: ModuleType | object,
+    builtins: bool = True,
+    distributions: dict[str, tuple[str, str | None]] | None = None,
+) -> Registries:
+    """Registries built from the given plugin modules (or objects) only, without entry points.
+
+    Args:
+        plugins: modules or objects with ``@windowkv.hookimpl`` functions, registered in order.
+        builtins: register windowkv's built-in plugin first (as ``builtins``, distribution ``windowkv``).
+        distributions: plugin name -> ``(distribution, version)`` to report as provider. A plugin's
+            name is its module's ``__name__`` (or ``repr`` of an object).
+
+    Raises:
+        ComponentConflictError: two plugins register one name for one kind.
+    """
+    import pluggy
+
+    from windowkv.plugins import hookspecs
+    from windowkv.plugins import builtins as builtin_plugin
+    from windowkv.plugins.manager import PluginSet, build_registries
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    plugin_set = PluginSet(pm)
+    if builtins:
+        pm.register(builtin_plugin, name="builtins")
+        plugin_set.distributions["builtins"] = ("windowkv", _windowkv_version())
+    for plugin in plugins:
+        name = getattr(plugin, "__name__", None) or repr(plugin)
+        pm.register(plugin, name=name)
+    plugin_set.distributions.update(distributions or {})
+    return build_registries(plugin_set)
+
+
+def _windowkv_version() -> str | None:
+    import windowkv
+
+    return getattr(windowkv, "__version__", None)
+
+
+def make_component(cls: type[Component], /, **params: Any) -> Component:
+    """An instance of ``cls`` with those of ``params`` it declares and accepts; defaults for the rest.
+
+    Lets one test drive every registered component with the same drawn parameters (``window_size``,
+    ``group_size``, ...): parameters the class does not declare are ignored, and a parameter the class
+    rejects (e.g. ``window_size=8`` for a token selector) falls back to its default.
+    """
+    params = {k: v for k, v in params.items() if k in cls.model_fields}
+    while True:
+        try:
+            return cls(**params)
+        except ValidationError as exc:
+            bad = {e["loc"][0] for e in exc.errors() if e["loc"] and e["loc"][0] in params}
+            if not params:
+                raise
+            params = {k: v for k, v in params.items() if k not in bad} if bad else {}
+
+
+def check_component_config(component: Component) -> None:
+    """``to_config()`` is complete, JSON-friendly and rebuilds an equal component."""
+    import json
+
+    cfg = component.to_config()
+    if cfg.get("type") != component.name:
+        _fail(f"{component!r}.to_config() has type {cfg.get('type')!r}, expected {component.name!r}")
+    try:
+        json.loads(json.dumps(cfg))
+    except TypeError as exc:
+        _fail(f"{component!r}.to_config() is not JSON-serialisable: {exc}")
+    params = {k: v for k, v in cfg.items() if k != "type"}
+    rebuilt = type(component).from_params(params)
+    if rebuilt != component:
+        _fail(f"{type(component).__name__}.from_params(to_config()) gave {rebuilt!r}, expected {component!r}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Synthetic inputs
+# ---------------------------------------------------------------------------------------------------
+
+
+def random_scores(batch: int, heads: int, length: int, *, seed: int = 0, ties: bool = False) -> Tensor:
+    """``[batch, heads, length]`` float32 scores in ``[0, 1)``, as a scorer would return.
+
+    With ``ties=True`` the scores take only four values, so selectors must break ties.
+    """
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.rand(batch, heads, length, generator=g)
+    return (scores * 4).floor() / 4 if ties else scores
+
+
+@dataclass(frozen=True)
+class SyntheticLayer:
+    """One layer's prefill inputs with left padding, as the transformers integration hands them over.
+
+    Attributes:
+        keys, values: ``[B, H_kv, L, D]``; padding positions hold large random values (never to be used).
+        queries: ``[B, H_q, L, D]``, ``H_q = H_kv * num_key_value_groups``.
+        key_valid: ``[B, L]`` bool, False on left padding.
+        lengths: true length of each row.
+    """
+
+    keys: Tensor
+    values: Tensor
+    queries: Tensor
+    key_valid: Tensor
+    lengths: tuple[int, ...]
+    num_key_value_groups: int
+
+    @property
+    def padded_length(self) -> int:
+        return self.keys.shape[2]
+
+    @property
+    def scaling(self) -> float:
+        return self.keys.shape[-1] ** -0.5
+
+    def offsets(self) -> list[int]:
+        return [self.padded_length - n for n in self.lengths]
+
+    def project_queries(self, start: int, end: int) -> Tensor:
+        """``[B, H_q, end - start, D]``, the queries of positions ``[start, end)``."""
+        if not 0 <= start <= end <= self.padded_length:
+            raise ValueError(f"query range [{start}, {end}) outside [0, {self.padded_length}]")
+        return self.queries[:, :, start:end]
+
+    def row(self, index: int) -> SyntheticLayer:
+        """Row ``index`` alone, without its padding (what the row would be as a batch of one)."""
+        start = self.padded_length - self.lengths[index]
+        sl = slice(index, index + 1)
+        return SyntheticLayer(
+            self.keys[sl, :, start:], self.values[sl, :, start:], self.queries[sl, :, start:],
+            self.key_valid[sl, start:], (self.lengths[index],), self.num_key_value_groups,
+        )
+
+    def select(self, policy: Policy, run: CompressionRun, layer_idx: int) -> LayerSelection | None:
+        """``policy.select_layer`` on this layer."""
+        return policy.select_layer(
+            run, layer_idx, self.keys, self.values, self.key_valid, self.project_queries, self.scaling,
+            self.num_key_value_groups,
+        )
+
+    def inputs(self, layer_idx: int = 0, num_layers: int = 1, suffix_size: int = 4) -> LayerInputs:
+        """The :class:`LayerInputs` a scorer sees for this layer."""
+        return LayerInputs(
+            layer_idx, num_layers, self.keys, self.values, self.key_valid, suffix_size, self.scaling,
+            self.num_key_value_groups, self.project_queries,
+        )
+
+
+def synthetic_layer(
+    lengths: Sequence[int],
+    *,
+    padded_length: int | None = None,
+    kv_heads: int = 2,
+    query_groups: int = 1,
+    head_dim: int = 8,
+    seed: int = 0,
+) -> SyntheticLayer:
+    """Random keys, values and queries for a left-padded batch with the given row lengths.
+
+    Args:
+        lengths: true length of each row (0 for a padding-only row).
+        padded_length: ``L`` (default: the longest row).
+        kv_heads, query_groups, head_dim: ``H_kv``, query heads per KV head, ``D``.
+        seed: the data is a function of the seed only.
+    """
+    lengths = tuple(int(n) for n in lengths)
+    size = max(lengths, default=0) if padded_length is None else padded_length
+    if any(n < 0 or n > size for n in lengths):
+        raise ValueError(f"row lengths {lengths} must lie in [0, {size}]")
+    g = torch.Generator().manual_seed(seed)
+    b = len(lengths)
+    shape = (b, kv_heads, size, head_dim)
+    key_valid = torch.arange(size)[None, :] >= torch.tensor([size - n for n in lengths], dtype=torch.long)[:, None]
+    garbage = 50.0 * torch.randn(shape, generator=g) + 20.0
+    keys = torch.where(key_valid[:, None, :, None], torch.randn(shape, generator=g), garbage)
+    values = torch.where(key_valid[:, None, :, None], torch.randn(shape, generator=g), garbage)
+    queries = torch.randn(b, kv_heads * query_groups, size, head_dim, generator=g) * 2.0
+    return SyntheticLayer(keys, values, queries, key_valid, lengths, query_groups)
+
+
+def run_policy(
+    policy: Policy,
+    layers: Sequence[SyntheticLayer],
+    *,
+    texts: Sequence[str | None] | None = None,
+    task: str | None = None,
+) -> tuple[CompressionRun, list[LayerSelection | None]]:
+    """One compression run over ``layers`` (one :class:`SyntheticLayer` per model layer), in order."""
+    first = layers[0]
+    run = policy.start_run(first.lengths, first.padded_length, len(layers), texts=texts, task=task)
+    return run, [layer.select(policy, run, i) for i, layer in enumerate(layers)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading and checking selections
+# ---------------------------------------------------------------------------------------------------
+
+
+def kept_positions(selection: LayerSelection | None, row: int, head: int, length: int) -> list[int]:
+    """Valid kept prompt positions of one row and head (padded coordinates, in slot order).
+
+    ``selection=None`` (the layer keeps everything) gives ``range(length)``: the caller removes the
+    row's padding. ``head`` is clamped for head-shared selections (``H = 1``).
+    """
+    if selection is None or selection.positions is None:
+        return list(range(length))
+    h = min(head, selection.positions.shape[1] - 1)
+    pos = selection.positions[row, h]
+    return pos[selection.valid[row, h]].tolist()
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """What one row of a run may keep in one layer."""
+
+    label: str
+    suffix_size: int
+    review_length: int
+    budget: int
+    offset: int
+    length: int
+
+
+def row_plan(run: CompressionRun, row: int, layer_idx: int) -> RowPlan:
+    """The label, suffix, review length, budget and padding offset of ``row`` at ``layer_idx``."""
+    for group in run.groups:
+        if row in group.rows:
+            i = group.rows.index(row)
+            return RowPlan(group.label, group.suffix_size, group.review_lengths[i], group.budgets[layer_idx][i],
+                           run.padded_length - run.lengths[row], run.lengths[row])
+    raise AssertionError(f"row {row} belongs to no profile group of the run")
+
+
+def _layer_rows(
+    policy: Policy, run: CompressionRun, layer_idx: int, selection: LayerSelection | None, kv_heads: int,
+) -> Iterable[tuple[int, str, RowPlan, Selector, list[int], int]]:
+    """Check the selection's shapes; yield ``(row, where, plan, selector, kept positions, review end)``."""
+    b = len(run.lengths)
+    if selection is not None:
+        pos, valid = selection.positions, selection.valid
+        if pos is None:
+            _fail(f"layer {layer_idx}: LayerSelection.positions is None; return None to keep everything")
+        if pos.dim() != 3 or pos.shape[0] != b or pos.shape[1] not in (1, kv_heads) or valid.shape != pos.shape:
+            _fail(f"layer {layer_idx}: positions {tuple(pos.shape)} / valid {tuple(valid.shape)}: "
+                  f"expected [B={b}, 1|{kv_heads}, K]")
+        if pos.dtype != torch.long or valid.dtype != torch.bool:
+            _fail(f"layer {layer_idx}: positions must be long and valid bool (got {pos.dtype}, {valid.dtype})")
+    for row in range(b):
+        plan = row_plan(run, row, layer_idx)
+        selector = policy.profiles[plan.label].selector
+        for head in range(kv_heads):
+            if selection is None:
+                p = list(range(plan.offset, run.padded_length))
+            else:
+                p = kept_positions(selection, row, head, run.padded_length)
+            where = (f"layer {layer_idx}, row {row} ({plan.label}, length {plan.length}, offset {plan.offset}, "
+                     f"suffix {plan.suffix_size}, budget {plan.budget}), head {head}")
+            yield row, where, plan, selector, p, run.padded_length - plan.suffix_size
+
+
+def check_layer_budget(
+    policy: Policy, run: CompressionRun, layer_idx: int, selection: LayerSelection | None, kv_heads: int,
+) -> list[list[int]]:
+    """Invariant 1: every row and head keeps at most ``min(b_l, L_review)`` review tokens, plus the
+    whole valid suffix; all review tokens when the budget suffices (``None``: everything kept).
+
+    Returns:
+        ``kept[row][head]``: the number of review tokens kept.
+    """
+    kept: list[list[int]] = [[] for _ in run.lengths]
+    for row in range(len(run.lengths)):
+        plan = row_plan(run, row, layer_idx)
+        if selection is None and plan.budget < plan.review_length:
+            _fail(f"layer {layer_idx} kept everything (None), but row {row} has budget {plan.budget} < "
+                  f"{plan.review_length} review tokens")
+    for row, where, plan, _, p, review_end in _layer_rows(policy, run, layer_idx, selection, kv_heads):
+        suffix = set(range(max(review_end, plan.offset), run.padded_length))
+        missing = sorted(suffix - set(p))
+        if missing:
+            _fail(f"{where}: suffix positions {missing} were evicted")
+        review = [q for q in p if q < review_end]
+        allowed = min(plan.budget, plan.review_length)
+        if len(review) > allowed:
+            _fail(f"{where}: kept {len(review)} review tokens > min(budget {plan.budget}, review "
+                  f"{plan.review_length}) = {allowed}")
+        if plan.budget >= plan.review_length and len(review) != plan.review_length:
+            _fail(f"{where}: the budget suffices for all {plan.review_length} review tokens, but kept {len(review)}")
+        kept[row].append(len(review))
+    return kept
+
+
+def check_layer_positions(
+    policy: Policy, run: CompressionRun, layer_idx: int, selection: LayerSelection | None, kv_heads: int,
+) -> None:
+    """Invariant 3: kept positions are unique, sorted over the valid slots and inside the row's real
+    tokens; a :class:`WindowSelector` keeps whole windows aligned to the row's first real token (the
+    last window may be shorter) and fills its budget to within one window.
+    """
+    for _, where, plan, selector, p, review_end in _layer_rows(policy, run, layer_idx, selection, kv_heads):
+        if p != sorted(set(p)):
+            _fail(f"{where}: kept positions are not unique and sorted: {p}")
+        if p and (p[0] < plan.offset or p[-1] >= run.padded_length):
+            _fail(f"{where}: kept positions {p} leave the row's tokens [{plan.offset}, {run.padded_length})")
+        if not isinstance(selector, WindowSelector):
+            continue
+        w = selector.window_size
+        aligned = {q - plan.offset for q in p if q < review_end}
+        for a in sorted(aligned):
+            start = a - a % w
+            window = set(range(start, min(start + w, plan.review_length)))
+            if not window <= aligned:
+                _fail(f"{where}: window [{start}, {start + w}) (aligned to the row's first token) kept "
+                      f"partially: {sorted(window & aligned)}")
+        allowed = min(plan.budget, plan.review_length)
+        if len(aligned) < allowed - (w - 1):
+            _fail(f"{where}: kept only {len(aligned)} review tokens with budget {allowed} and windows of {w}: "
+                  "a window selector fills its budget to within one window")
+
+
+def check_layer_selection(
+    policy: Policy, run: CompressionRun, layer_idx: int, selection: LayerSelection | None, kv_heads: int,
+) -> list[list[int]]:
+    """:func:`check_layer_budget` and :func:`check_layer_positions`; returns the kept review counts."""
+    kept = check_layer_budget(policy, run, layer_idx, selection, kv_heads)
+    check_layer_positions(policy, run, layer_idx, selection, kv_heads)
+    return kept
+
+
+# ---------------------------------------------------------------------------------------------------
+# Contract checks
+# ---------------------------------------------------------------------------------------------------
+
+
+def _selector_cases(seed: int) -> Iterable[tuple[str, Tensor, Tensor, Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    yield "one row, tight budget", random_scores(1, 2, 40, seed=seed), torch.tensor([40]), torch.tensor([10])
+    yield "ties", random_scores(2, 2, 33, seed=seed, ties=True), torch.tensor([33, 20]), torch.tensor([9, 20])
+    yield "budget 0", random_scores(2, 1, 16, seed=seed), torch.tensor([16, 5]), torch.tensor([0, 0])
+    yield "budget >= length", random_scores(2, 3, 24, seed=seed), torch.tensor([24, 7]), torch.tensor([24, 100])
+    yield "empty rows", random_scores(3, 2, 12, seed=seed), torch.tensor([0, 12, 1]), torch.tensor([4, 4, 4])
+    yield "no review tokens", random_scores(2, 2, 0, seed=seed), torch.tensor([0, 0]), torch.tensor([3, 0])
+    for i in range(4):
+        r = int(torch.randint(1, 120, (), generator=g))
+        b = int(torch.randint(1, 5, (), generator=g))
+        lengths = torch.randint(0, r + 1, (b,), generator=g)
+        budgets = torch.randint(0, r + 2, (b,), generator=g)
+        yield f"random {i}", random_scores(b, 2, r, seed=seed + i), lengths, budgets
+
+
+def check_selector_contract(selector: Selector | type[Selector], *, seed: int = 0) -> None:
+    """A selector keeps at most ``budget`` valid tokens per row and head, everything when the budget
+    suffices, nothing beyond a row's length, returns ``[B, 1 | H, R]`` bool, is deterministic, and
+    (for :class:`WindowSelector`) keeps whole windows and fills its budget to within one window.
+    """
+    if isinstance(selector, type):
+        selector = selector()
+    check_component_config(selector)
+    for case, scores, lengths, budgets in _selector_cases(seed):
+        keep = selector(scores, lengths, budgets)
+        again = selector(scores.clone(), lengths.clone(), budgets.clone())
+        where = f"{selector!r} on {case} (lengths {lengths.tolist()}, budgets {budgets.tolist()})"
+        heads = 1 if selector.heads == "shared" else scores.shape[1]
+        if keep.dtype != torch.bool or tuple(keep.shape) != (scores.shape[0], heads, scores.shape[2]):
+            _fail(f"{where}: returned {keep.dtype} {tuple(keep.shape)}")
+        if not torch.equal(keep, again):
+            _fail(f"{where}: two calls on the same input disagree")
+        for row in range(scores.shape[0]):
+            n, budget = int(lengths[row]), int(budgets[row])
+            for head in range(heads):
+                kept = keep[row, head].nonzero().flatten().tolist()
+                if kept and kept[-1] >= n:
+                    _fail(f"{where}: row {row} head {head} keeps {kept[-1]} >= its length {n}")
+                if len(kept) > min(budget, n):
+                    _fail(f"{where}: row {row} head {head} keeps {len(kept)} > budget {budget}")
+                if budget >= n and len(kept) != n:
+                    _fail(f"{where}: row {row} head {head} keeps {len(kept)} of {n} though the budget {budget} suffices")
+                if isinstance(selector, WindowSelector):
+                    w = selector.window_size
+                    for a in kept:
+                        window = set(range(a - a % w, min(a - a % w + w, n)))
+                        if not window <= set(kept):
+                            _fail(f"{where}: row {row} head {head} keeps window {sorted(window)} partially")
+                    if len(kept) < min(budget, n) - (w - 1):
+                        _fail(f"{where}: row {row} head {head} keeps {len(kept)} with budget {budget} "
+                              f"(windows of {w})")
+
+
+def check_scorer_contract(scorer: Scorer | type[Scorer], *, seed: int = 0, atol: float = 1e-5) -> None:
+    """A scorer returns finite float32 ``[B, H_kv, L - s]`` scores, deterministic, and a left-padded
+    row scores its real tokens as it would alone (padding never leaks into real tokens' scores).
+    Scores are compared after shifting each row by its padding, with a tolerance of ``atol`` relative
+    to the row's largest score.
+    """
+    if isinstance(scorer, type):
+        scorer = scorer()
+    check_component_config(scorer)
+    for lengths, s, groups in (((37, 20, 5), 4, 2), ((9,), 9, 1), ((64, 64), 16, 3), ((12, 0), 3, 1)):
+        layer = synthetic_layer(lengths, kv_heads=2, query_groups=groups, seed=seed)
+        scores = scorer(layer.inputs(suffix_size=s))
+        where = f"{scorer!r} on lengths {lengths}, suffix {s}"
+        r = max(layer.padded_length - s, 0)
+        if scores.dtype != torch.float32 or tuple(scores.shape) != (len(lengths), 2, r):
+            _fail(f"{where}: returned {scores.dtype} {tuple(scores.shape)}, expected float32 {(len(lengths), 2, r)}")
+        if not torch.equal(scores, scorer(layer.inputs(suffix_size=s))):
+            _fail(f"{where}: two calls on the same input disagree")
+        for row, n in enumerate(lengths):
+            if n <= s:
+                continue
+            offset = layer.padded_length - n
+            batched = scores[row, :, offset:]
+            if not torch.isfinite(batched).all():
+                _fail(f"{where}: row {row} has non-finite scores on real tokens")
+            alone = scorer(layer.row(row).inputs(suffix_size=s))[0]
+            tol = atol * max(float(alone.abs().max()), 1.0)
+            if not torch.allclose(batched, alone, atol=tol, rtol=0):
+                diff = float((batched - alone).abs().max())
+                _fail(f"{where}: row {row} scores differ from the row alone by {diff:.3g} (padding leaks)")
+
+
+def check_sharing_contract(sharing: IndexSharing | type[IndexSharing], *, max_layers: int = 48) -> None:
+    """For every model depth up to ``max_layers``: layer 0 leads itself, a leader is an earlier layer
+    (or the layer itself) and leads itself, and the answer is deterministic.
+    """
+    if isinstance(sharing, type):
+        sharing = sharing()
+    check_component_config(sharing)
+    for n in range(1, max_layers + 1):
+        for layer in range(n):
+            leader = sharing(layer, n)
+            where = f"{sharing!r} with {n} layers, layer {layer}"
+            if not isinstance(leader, int) or not 0 <= leader <= layer:
+                _fail(f"{where}: leader {leader!r} is not in [0, {layer}]")
+            if sharing(leader, n) != leader:
+                _fail(f"{where}: leader {leader} does not lead itself (leader {sharing(leader, n)})")
+            if sharing(layer, n) != leader:
+                _fail(f"{where}: not deterministic")
+
+
+def check_allocator_contract(
+    allocator: BudgetAllocator | type[BudgetAllocator],
+    *,
+    averages: Iterable[float] = (0.0, 0.4, 1.0, 7.0, 31.5, 128.0, 1000.25, 2048.0),
+    layer_counts: Iterable[int] = (1, 2, 7, 8, 9, 16, 30, 32, 40, 80),
+) -> None:
+    """Budgets are ``num_layers`` non-negative ints and ``sum <= num_layers * average`` exactly."""
+    from fractions import Fraction
+
+    if isinstance(allocator, type):
+        allocator = allocator()
+    check_component_config(allocator)
+    for average in averages:
+        for n in layer_counts:
+            budgets = allocator(average, n)
+            where = f"{allocator!r} with average {average} over {n} layers"
+            if len(budgets) != n or any(not isinstance(x, int) or x < 0 for x in budgets):
+                _fail(f"{where}: budgets {budgets} are not {n} non-negative ints")
+            if sum(budgets) > Fraction(average) * n:
+                _fail(f"{where}: total {sum(budgets)} > {n} x {average}")
+            if not math.isfinite(sum(budgets)):
+                _fail(f"{where}: non-finite total")
