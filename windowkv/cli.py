@@ -490,12 +490,14 @@ def generate(
     chat: Annotated[bool, typer.Option("--chat/--no-chat", help="Wrap the prompt in the chat template.")] = True,
     task_label: Annotated[Optional[str], typer.Option(
         "--task-label", help="Force the policy's task profile (e.g. qa) instead of the classifier.")] = None,
+    ignore_eos: Annotated[bool, typer.Option("--ignore-eos", help="Always generate --max-new-tokens tokens "
+                                             "(for decode-speed measurements).")] = False,
     threads: ThreadsOpt = None,
 ) -> None:
     """Generate from one prompt under a policy; show the answer and the kept KV cache of every layer."""
     from windowkv.eval.examples import Example, render_prompt, uses_chat_template
     from windowkv.eval.report import layer_table
-    from windowkv.eval.runner import ModelInfo, cache_stats, make_variants, run_prompt
+    from windowkv.eval.runner import ModelInfo, cache_stats, make_variants, run_prompt, warm_up
 
     with _user_errors():
         given = sum(x is not None for x in (prompt, file, needle_length))
@@ -520,8 +522,10 @@ def generate(
         use_chat = uses_chat_template(tok, example)
         text = render_prompt(tok, example)
         info = ModelInfo.of(m)
+        warm_up(m)
         with variant.policy.apply(m, tok, task=task_label) as handle:
-            gen = run_prompt(m, tok, handle, text, chat=use_chat, max_new_tokens=max_new_tokens, seed=seed)
+            gen = run_prompt(m, tok, handle, text, chat=use_chat, max_new_tokens=max_new_tokens, seed=seed,
+                             ignore_eos=ignore_eos)
     stats = cache_stats(gen, info)
     out.print(f"[bold]{variant.name}[/] (task profile: {gen.task_label or '–'})")
     out.print(layer_table(gen.kept_per_layer, gen.prompt_tokens, info.bytes_per_token_layer, gen.suffix_size)

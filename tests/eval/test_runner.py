@@ -160,3 +160,16 @@ def test_make_variants_defaults_and_errors(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(make_variants(["full"], ["0.1", "0.2", "0.3"])) == 1
+
+
+def test_a_tokenizer_without_chat_template_gets_plain_prompts(tiny, examples, tmp_path):
+    model, tok = tiny
+    template, tok.chat_template = tok.chat_template, None
+    try:
+        result = evaluate(model, tok, examples[:1], make_variants(["windowkv"], ["0.25"]), tmp_path,
+                          model_name="tiny", progress=False)
+    finally:
+        tok.chat_template = template
+    (row,) = result.rows
+    assert row["prompt_tokens"] == len(tok(examples[0].prompt + "\n" + examples[0].answer_prefix)["input_ids"])
+    assert "prediction" in row

@@ -286,15 +286,27 @@ def generation_config(model: Any, max_new_tokens: int, pad_token_id: int | None)
     return config
 
 
+def warm_up(model: Any) -> None:
+    """One short forward pass, so that the first measured generation does not pay one-time costs.
+
+    Safetensors weights are memory-mapped: the first forward faults every page in, which would count
+    the whole model in that generation's peak memory (and time).
+    """
+    ids = torch.ones(1, 8, dtype=torch.long, device=model.device)
+    with torch.no_grad():
+        model(input_ids=ids)
+
+
 def run_prompt(model: Any, tokenizer: Any, handle: Any, text: str, *, chat: bool, max_new_tokens: int,
                stop_strings: Sequence[str] | None = None, seed: int = 0,
-               input_ids: torch.Tensor | None = None) -> Generation:
+               input_ids: torch.Tensor | None = None, ignore_eos: bool = False) -> Generation:
     """Generate greedily from ``text`` (already rendered) with the policy handle ``handle`` active.
 
     Args:
         handle: the :class:`~windowkv.hf.apply.CompressionHandle` of the policy, or ``None`` for no policy.
         chat: the text carries the chat template's special tokens (tokenize without adding more).
         input_ids: the tokenized prompt ``[1, L]`` when the caller already has it.
+        ignore_eos: always generate ``max_new_tokens`` tokens (throughput measurements).
     """
     from transformers import LogitsProcessorList
 
@@ -308,6 +320,8 @@ def run_prompt(model: Any, tokenizer: Any, handle: Any, text: str, *, chat: bool
     if stop_strings:
         kwargs.update(stop_strings=list(stop_strings), tokenizer=tokenizer)
     config = generation_config(model, max_new_tokens, tokenizer.pad_token_id)
+    if ignore_eos:
+        config.min_new_tokens = max_new_tokens
     meter = MemoryMeter(device)
     torch.manual_seed(seed)
     if handle is not None:
@@ -427,6 +441,8 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: 
     if resumed and dist.is_main:
         console.print(f"resuming {out}: {len(existing)} finished rows found, "
                       f"{resumed} of this process's runs are skipped")
+    if todo:
+        warm_up(model)
     skipped: list[str] = []
     writer_path = rank_file(out, dist.rank) if dist.distributed else main_file
     computed = 0

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The README's main job: set up from a clean clone, then compare the full KV cache, WindowKV and the
+# baselines that are registered (snapkv, streaming_llm, ...) on needle-in-a-haystack prompts with the
+# embedded SmolLM2-135M-Instruct model; print the table and write the plots into runs/demo/.
+#
+#   scripts/demo.sh                       # ~3-5 minutes on 2 CPU cores after the set-up
+#   DEMO_LENGTHS=1024,2048,4096 DEMO_BUDGETS="0.12 0.25" scripts/demo.sh
+#   DEMO_MODEL=HuggingFaceTB/SmolLM2-360M-Instruct scripts/demo.sh        # any HF id or local path
+#   WINDOWKV_SKIP_BOOTSTRAP=1 WINDOWKV_VENV=/path/to/venv scripts/demo.sh   # use an existing environment
+#
+# Rerunning resumes: finished rows in runs/demo/results.jsonl are kept, only missing ones are computed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${WINDOWKV_VENV:-.venv}
+LENGTHS=${DEMO_LENGTHS:-1024,2048}
+DEPTHS=${DEMO_DEPTHS:-0.1,0.5,0.9}
+BUDGETS=${DEMO_BUDGETS:-0.12 0.25}
+OUT=${DEMO_OUT:-runs/demo}
+WANTED=${DEMO_POLICIES:-full windowkv snapkv streaming_llm pyramidkv h2o}
+
+if [ "${WINDOWKV_SKIP_BOOTSTRAP:-0}" != "1" ]; then
+  scripts/bootstrap.sh
+fi
+PY="$VENV/bin/python"
+
+# the policies among $WANTED that some installed plugin registers (full and windowkv always are)
+read -r -a POLICIES <<< "$("$PY" - "$WANTED" <<'PYEOF'
+import sys, warnings
+warnings.simplefilter("ignore")
+from windowkv.plugins import default_registries
+registered = default_registries()["policy"]
+print(" ".join(name for name in sys.argv[1].split() if name in registered))
+PYEOF
+)"
+ARGS=()
+for p in "${POLICIES[@]}"; do ARGS+=(--policy "$p"); done
+for b in $BUDGETS; do ARGS+=(--budget "$b"); done
+if [ -n "${DEMO_MODEL:-}" ]; then ARGS+=(--model "$DEMO_MODEL"); fi  # default: the embedded SmolLM2
+
+echo "==> comparing ${POLICIES[*]} at budgets $BUDGETS on needles (lengths $LENGTHS, depths $DEPTHS) -> $OUT"
+"$PY" -m windowkv compare needle "${ARGS[@]}" --lengths "$LENGTHS" --depths "$DEPTHS" --out "$OUT"
+echo "==> done: table above; rows, summary and plots in $OUT/"
