@@ -85,6 +85,8 @@ MaxLengthOpt = Annotated[Optional[int], typer.Option(
     "--max-length", help="LongBench: truncate longer prompts in the middle (default: the model's context - 512).")]
 MaxNewOpt = Annotated[Optional[int], typer.Option("--max-new-tokens", min=1,
                                                   help="Override every example's generation length.")]
+IgnoreEosOpt = Annotated[bool, typer.Option("--ignore-eos", help="Always generate --max-new-tokens tokens "
+                                            "(for decode-speed measurements).")]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, help="torch CPU threads.")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
 PlotsOpt = Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots into the run directory.")]
@@ -321,7 +323,7 @@ def _run(command: str, task: str, policies: list[str], budgets: list[str] | None
          device: str, dtype: str, attn: str, device_map: str | None, limit: int | None, seed: int,
          out_dir: Path | None, lengths: list[str] | None, depths: list[str] | None, num_examples: int,
          subtasks: list[str] | None, data: Path | None, max_length: int | None, max_new_tokens: int | None,
-         threads: int | None, progress: bool, plots: bool) -> None:
+         threads: int | None, progress: bool, plots: bool, ignore_eos: bool = False) -> None:
     from windowkv.eval.distributed import DistContext
     from windowkv.eval.runner import ModelInfo, evaluate, make_variants
 
@@ -352,10 +354,11 @@ def _run(command: str, task: str, policies: list[str], budgets: list[str] | None
                       "model": model or "smollm2", "device": device, "dtype": dtype, "attn_implementation": attn,
                       "device_map": device_map, "limit": limit, "seed": seed, "lengths": length_values,
                       "depths": depth_values, "num_examples": num_examples, "data": str(data) if data else None,
-                      "max_length": max_length, "max_new_tokens": max_new_tokens, "threads": threads}
+                      "max_length": max_length, "max_new_tokens": max_new_tokens, "threads": threads,
+                      "ignore_eos": ignore_eos}
             result = evaluate(m, tok, examples, variants, out_dir, model_name=model or "smollm2", seed=seed,
                               dist=dist, config=config, progress=progress, console=err,
-                              timings={"model_load_seconds": round(load_seconds, 3)})
+                              timings={"model_load_seconds": round(load_seconds, 3)}, ignore_eos=ignore_eos)
         if dist.is_main:
             _print_results(result.rows, names, out_dir, plots)
     finally:
@@ -402,6 +405,7 @@ def eval_cmd(
     data: DataOpt = None,
     max_length: MaxLengthOpt = None,
     max_new_tokens: MaxNewOpt = None,
+    ignore_eos: IgnoreEosOpt = False,
     threads: ThreadsOpt = None,
     progress: ProgressOpt = True,
     plots: PlotsOpt = True,
@@ -410,7 +414,8 @@ def eval_cmd(
     _run("eval", task, [policy], [budget] if budget else None, model=model, device=device, dtype=dtype, attn=attn,
          device_map=device_map, limit=limit, seed=seed, out_dir=out_dir, lengths=lengths, depths=depths,
          num_examples=num_examples, subtasks=subtasks, data=data, max_length=max_length,
-         max_new_tokens=max_new_tokens, threads=threads, progress=progress, plots=plots)
+         max_new_tokens=max_new_tokens, threads=threads, progress=progress, plots=plots,
+         ignore_eos=ignore_eos)
 
 
 @app.command()
@@ -433,6 +438,7 @@ def compare(
     data: DataOpt = None,
     max_length: MaxLengthOpt = None,
     max_new_tokens: MaxNewOpt = None,
+    ignore_eos: IgnoreEosOpt = False,
     threads: ThreadsOpt = None,
     progress: ProgressOpt = True,
     plots: PlotsOpt = True,
@@ -441,7 +447,8 @@ def compare(
     _run("compare", task, policy or _default_policies(), budget or ["0.12", "0.25"], model=model, device=device,
          dtype=dtype, attn=attn, device_map=device_map, limit=limit, seed=seed, out_dir=out_dir, lengths=lengths,
          depths=depths, num_examples=num_examples, subtasks=subtasks, data=data, max_length=max_length,
-         max_new_tokens=max_new_tokens, threads=threads, progress=progress, plots=plots)
+         max_new_tokens=max_new_tokens, threads=threads, progress=progress, plots=plots,
+         ignore_eos=ignore_eos)
 
 
 @app.command()
@@ -490,8 +497,7 @@ def generate(
     chat: Annotated[bool, typer.Option("--chat/--no-chat", help="Wrap the prompt in the chat template.")] = True,
     task_label: Annotated[Optional[str], typer.Option(
         "--task-label", help="Force the policy's task profile (e.g. qa) instead of the classifier.")] = None,
-    ignore_eos: Annotated[bool, typer.Option("--ignore-eos", help="Always generate --max-new-tokens tokens "
-                                             "(for decode-speed measurements).")] = False,
+    ignore_eos: IgnoreEosOpt = False,
     threads: ThreadsOpt = None,
 ) -> None:
     """Generate from one prompt under a policy; show the answer and the kept KV cache of every layer."""

@@ -173,3 +173,9 @@ def test_a_tokenizer_without_chat_template_gets_plain_prompts(tiny, examples, tm
     (row,) = result.rows
     assert row["prompt_tokens"] == len(tok(examples[0].prompt + "\n" + examples[0].answer_prefix)["input_ids"])
     assert "prediction" in row
+
+
+def test_ignore_eos_generates_every_token(tiny, examples, tmp_path):
+    result = run(tiny, examples[:2], make_variants(["full"]), tmp_path, ignore_eos=True)
+    assert [r["new_tokens"] for r in result.rows] == [4, 4]
+    assert all(r["decode_tokens_per_s"] > 0 for r in result.rows)

@@ -396,7 +396,7 @@ Progress = Callable[[int, str], Any]
 def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: Sequence[Variant],
              out_dir: str | Path, *, model_name: str = "smollm2", seed: int = 0, dist: DistContext | None = None,
              config: Mapping[str, Any] | None = None, progress: bool = True, console: Any = None,
-             timings: Mapping[str, float] | None = None) -> EvalResult:
+             timings: Mapping[str, float] | None = None, ignore_eos: bool = False) -> EvalResult:
     """Run every example under every variant into ``out_dir``; resume from the rows already there.
 
     Args:
@@ -411,6 +411,7 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: 
         progress: show a rich progress bar (on rank 0).
         console: a ``rich.console.Console`` for messages (default: a new one on stderr).
         timings: extra timings for the summary (e.g. ``{"model_load_seconds": 3.1}``).
+        ignore_eos: generate every example's ``max_new_tokens`` tokens (decode-speed measurements).
 
     Raises:
         ResultsMismatchError: ``out_dir`` holds rows of another model, or of another configuration of a
@@ -455,7 +456,7 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: 
                 for example in items:
                     advance(0, f"{variant.name} {example.id}")
                     row = run_example(model, tokenizer, handle, example, variant, info, model_name=model_name,
-                                      seed=seed, rank=dist.rank)
+                                      seed=seed, rank=dist.rank, ignore_eos=ignore_eos)
                     writer.write(row)
                     computed += 1
                     if row.get("skipped"):
@@ -476,7 +477,7 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: 
 
 
 def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, variant: Variant, info: ModelInfo,
-                *, model_name: str, seed: int = 0, rank: int = 0) -> dict[str, Any]:
+                *, model_name: str, seed: int = 0, rank: int = 0, ignore_eos: bool = False) -> dict[str, Any]:
     """One result row: generate, score and measure ``example`` under ``variant`` (``handle`` active)."""
     chat = uses_chat_template(tokenizer, example)
     text = render_prompt(tokenizer, example, warn=False)
@@ -495,7 +496,8 @@ def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, varia
                           f"model's context of {limit} positions")
         return row
     gen = run_prompt(model, tokenizer, handle, text, chat=chat, max_new_tokens=example.max_new_tokens,
-                     stop_strings=example.meta.get("stop_strings"), seed=seed, input_ids=input_ids)
+                     stop_strings=example.meta.get("stop_strings"), seed=seed, input_ids=input_ids,
+                     ignore_eos=ignore_eos)
     scores = score_example(example, gen.prediction)
     row.update({
         "prediction": gen.prediction, "answers": list(example.answers), "score": scores[example.metric],
