@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 import warnings
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Annotated, Any, Iterator, Optional
 import typer
 from rich.console import Console
 
-from windowkv.errors import ConfigError, UnknownComponentError, UnsupportedModelError, WindowKVError
+from windowkv.errors import ConfigError, UnknownComponentError, UnsupportedModelError
 
 app = typer.Typer(
     name="windowkv",
@@ -325,7 +324,9 @@ def _run(command: str, task: str, policies: list[str], budgets: list[str] | None
          subtasks: list[str] | None, data: Path | None, max_length: int | None, max_new_tokens: int | None,
          threads: int | None, progress: bool, plots: bool, ignore_eos: bool = False) -> None:
     from windowkv.eval.distributed import DistContext
-    from windowkv.eval.runner import ModelInfo, evaluate, make_variants
+    from windowkv.eval.measure import ModelInfo
+    from windowkv.eval.runner import evaluate
+    from windowkv.eval.variants import make_variants
 
     with _user_errors():
         variants = make_variants(policies, budgets)
@@ -503,7 +504,8 @@ def generate(
     """Generate from one prompt under a policy; show the answer and the kept KV cache of every layer."""
     from windowkv.eval.examples import Example, render_prompt, uses_chat_template
     from windowkv.eval.report import layer_table
-    from windowkv.eval.runner import ModelInfo, cache_stats, make_variants, run_prompt, warm_up
+    from windowkv.eval.measure import ModelInfo, cache_stats, run_prompt, warm_up
+    from windowkv.eval.variants import make_variants
 
     with _user_errors():
         given = sum(x is not None for x in (prompt, file, needle_length))
