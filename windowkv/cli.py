@@ -115,7 +115,7 @@ def _user_errors(usage_code: int = USAGE_ERROR, *, broad: bool = True) -> Iterat
     try:
         yield
     except (ModelLoadError, UnsupportedModelError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        err.print("[bold red]error:[/] " + _escape(str(exc)), highlight=False)
         raise typer.Exit(RUNTIME_ERROR) from None
     except ConfigError as exc:
         err.print("[bold red]error:[/] " + _escape(str(exc)))
@@ -456,6 +456,7 @@ def compare(
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (holding results.jsonl).")],
     markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table.")] = False,
+    costs: Annotated[bool, typer.Option("--costs/--no-costs", help="Show the time and memory columns.")] = True,
     plots: PlotsOpt = True,
 ) -> None:
     """Print the table of a finished (or partial) run and redraw its plots."""
@@ -468,7 +469,7 @@ def report(
     if not rows:
         err.print(f"[bold red]error:[/] no result rows in {_escape(str(run_dir))}")
         raise typer.Exit(USAGE_ERROR)
-    table = result_table(rows)
+    table = result_table(rows, costs=costs)
     if markdown:
         print(table.to_markdown())
     else:

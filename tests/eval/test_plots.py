@@ -81,3 +81,9 @@ def test_result_table_full_first_one_column_per_length():
     assert table.rows[0][4] == "–" and table.rows[0][6] == "6 (+1 skipped)"
     assert table.to_markdown().splitlines()[1].startswith("| :--- | :--- | ---: |")
     assert display_budget("256", "tokens") == "256"
+
+
+def test_result_table_without_cost_columns():
+    table = result_table(rows(), costs=False)
+    assert table.header[-3:] == ["KV kept", "review kept", "KV MiB"]
+    assert all(len(r) == len(table.header) for r in table.rows)

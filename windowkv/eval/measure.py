@@ -38,12 +38,24 @@ def _status_kib(field_name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def _release_free_heap() -> None:
+    """Return the C heap's free pages to the system (glibc ``malloc_trim``; a no-op elsewhere)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class MemoryMeter:
     """Peak memory of one generation above what was in use before it.
 
     - CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` (method ``cuda_allocated``);
     - Linux CPU: the process's peak resident set (``VmHWM``), reset through ``/proc/self/clear_refs``
-      before the generation, minus the resident set before it (method ``rss_peak``);
+      before the generation, minus the resident set before it (method ``rss_peak``). glibc's
+      ``malloc_trim`` first returns freed heap pages to the system, so memory freed by an earlier
+      generation does not hide this one's allocations;
     - elsewhere: the growth of ``getrusage`` max RSS (method ``ru_maxrss``): a lower bound, often 0 once
       an earlier, larger prompt has raised the high-water mark.
     """
@@ -60,6 +72,7 @@ class MemoryMeter:
             self._base = torch.cuda.memory_allocated(self.device)
             self.method = "cuda_allocated"
             return
+        _release_free_heap()
         try:
             Path("/proc/self/clear_refs").write_text("5")
             rss = _status_kib("VmRSS")

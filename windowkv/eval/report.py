@@ -79,12 +79,13 @@ def order_variants(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     return [(p, b) for p in policies for b in sorted(budgets[p], key=_budget_sort)]
 
 
-def result_table(rows: Sequence[Mapping[str, Any]], *, metric: str | None = None) -> ResultTable:
+def result_table(rows: Sequence[Mapping[str, Any]], *, metric: str | None = None, costs: bool = True) -> ResultTable:
     """Mean score by length (one column per prompt length) and mean costs, per task x policy x budget.
 
     Args:
         metric: a secondary metric to show next to the primary score (default: the first extra metric,
             e.g. ``rouge1`` for needles).
+        costs: include the time and memory columns (prefill s, decode tok/s, peak MiB).
     """
     tasks = list(dict.fromkeys(str(r.get("task")) for r in rows))
     lengths = sorted({r.get("length") for r in rows if r.get("length") is not None})
@@ -99,7 +100,7 @@ def result_table(rows: Sequence[Mapping[str, Any]], *, metric: str | None = None
     header = (["task"] if many_tasks else []) + ["policy", "budget"]
     header += [f"L={n}" for n in lengths] + ["mean", "n"]
     header += [metric] if metric else []
-    header += ["KV kept", "review kept", "KV MiB", "prefill s", "decode tok/s", "peak MiB"]
+    header += ["KV kept", "review kept", "KV MiB"] + (["prefill s", "decode tok/s", "peak MiB"] if costs else [])
     numeric = [False] * (3 if many_tasks else 2) + [True] * (len(header) - (3 if many_tasks else 2))
     out = []
     for task in tasks:
@@ -118,8 +119,10 @@ def result_table(rows: Sequence[Mapping[str, Any]], *, metric: str | None = None
             if metric:
                 cells.append(_num(g["scores"].get(metric)))
             cells += [_num(g["kept_fraction"], 1, pct=True), _num(g["kept_review_fraction"], 1, pct=True),
-                      _num(g["kv_bytes_kept"], 1, 1 / MIB), _num(g["prefill_seconds"], 2),
-                      _num(g["decode_tokens_per_s"], 1), _num(g["peak_memory_bytes"], 0, 1 / MIB)]
+                      _num(g["kv_bytes_kept"], 1, 1 / MIB)]
+            if costs:
+                cells += [_num(g["prefill_seconds"], 2), _num(g["decode_tokens_per_s"], 1),
+                          _num(g["peak_memory_bytes"], 0, 1 / MIB)]
             out.append(cells)
     return ResultTable(header, out, numeric)
 
