@@ -5,6 +5,7 @@
 #
 #   scripts/demo.sh                       # ~3-5 minutes on 2 CPU cores after the set-up
 #   DEMO_LENGTHS=1024,2048,4096 DEMO_BUDGETS="0.12 0.25" scripts/demo.sh
+#   DEMO_POLICIES="full windowkv snapkv pyramidkv h2o" scripts/demo.sh      # registered presets only
 #   DEMO_THREADS=2 scripts/demo.sh        # on an idle machine
 #   DEMO_MODEL=HuggingFaceTB/SmolLM2-360M-Instruct scripts/demo.sh        # any HF id or local path
 #   WINDOWKV_SKIP_BOOTSTRAP=1 WINDOWKV_VENV=/path/to/venv scripts/demo.sh   # use an existing environment
@@ -21,7 +22,7 @@ OUT=${DEMO_OUT:-runs/demo}
 # one torch thread: on 2 cores shared with anything else, 2 threads spin-wait and run ~5x slower;
 # on an idle machine DEMO_THREADS=2 is ~1.5x faster
 THREADS=${DEMO_THREADS:-1}
-WANTED=${DEMO_POLICIES:-full windowkv snapkv streaming_llm pyramidkv h2o}
+WANTED=${DEMO_POLICIES:-full windowkv snapkv streaming_llm}
 
 if [ "${WINDOWKV_SKIP_BOOTSTRAP:-0}" != "1" ]; then
   scripts/bootstrap.sh

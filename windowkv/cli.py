@@ -55,7 +55,8 @@ TASK_FAMILIES = ("needle", "ruler", "longbench")
 PolicyOpt = Annotated[str, typer.Option("--policy", "-p", help="A preset name (see `windowkv plugins`) or a "
                                         "policy config file (.yaml/.toml/.json).")]
 PoliciesOpt = Annotated[Optional[list[str]], typer.Option(
-    "--policy", "-p", help="Preset name or config file; repeat for several. Default: every registered preset.")]
+    "--policy", "-p", help="Preset name or config file; repeat for several. Default: full, windowkv and every "
+    "preset tagged baseline.")]
 BudgetOpt = Annotated[Optional[str], typer.Option(
     "--budget", "-b", help="Tokens (256) or a ratio of the review tokens (0.25 or 25%). Default: the "
     "config file's, else 0.25.")]
@@ -310,11 +311,13 @@ def build_task_examples(names: list[str], tokenizer: Any, *, lengths: list[int] 
 
 
 def _default_policies() -> list[str]:
+    """``full``, ``windowkv`` and every preset tagged ``baseline`` (ablations and examples only on request)."""
     from windowkv.plugins import default_registries
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        names = default_registries()["policy"].names()
+        entries = default_registries()["policy"].entries()
+    names = [e.name for e in entries if e.name in ("full", "windowkv") or "baseline" in e.obj.tags]
     return sorted(names, key=lambda n: (n != "full", n != "windowkv", n))
 
 

@@ -76,6 +76,7 @@ def test_one_row_per_example_and_variant_with_every_field(tiny, examples, tmp_pa
     summary = json.loads((tmp_path / SUMMARY_JSON).read_text())
     assert summary["rows"] == 9 and summary["seed"] == 0
     assert summary["versions"]["torch"] == torch.__version__
+    assert "git" in summary["versions"]
     assert any(p["distribution"] == "windowkv" for p in summary["versions"]["plugins"])
     assert {(g["policy"], g["budget"]) for g in summary["by_policy"]} == {(v.label, v.budget) for v in variants}
     assert (tmp_path / SUMMARY_CSV).read_text().startswith("task,policy,budget,length,n,")

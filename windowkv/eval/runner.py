@@ -247,7 +247,23 @@ def package_versions() -> dict[str, Any]:
         "python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
         "transformers": v("transformers"), "windowkv": v("windowkv"), "accelerate": v("accelerate"),
         "plugins": list(plugins.values()), "plugin_load_errors": list(registries.load_errors),
+        "git": git_state(),
     }
+
+
+def git_state() -> dict[str, Any] | None:
+    """The commit of the windowkv checkout and whether it has uncommitted changes (None outside git)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "windowkv"],
+                                cwd=root, capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "windowkv_modified": bool(status.strip())}
 
 
 def _summary_info(config: Mapping[str, Any] | None, variants: Sequence[Variant], model_name: str, info: ModelInfo,
