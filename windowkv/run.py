@@ -37,6 +37,8 @@ class LayerInputs:
         num_key_value_groups: query heads per KV head (GQA group size).
         project_queries: ``(start, end) -> [B, H_q, end - start, D]``, the queries of prompt positions
             ``[start, end)`` exactly as the layer computes them (projection, norms, RoPE).
+        padded: whether some row has left padding (when False, ``key_valid`` is all True and scorers
+            may skip masking).
     """
 
     layer_idx: int
@@ -48,6 +50,7 @@ class LayerInputs:
     scaling: float
     num_key_value_groups: int
     project_queries: Callable[[int, int], Tensor]
+    padded: bool = True
 
     @property
     def length(self) -> int:
@@ -88,6 +91,9 @@ class ProfileGroup:
         suffix_size: the profile's ``s``.
         review_lengths: ``L_r - s`` (at least 0) per row, tokens.
         budgets: ``budgets[l][i]``, review tokens layer ``l`` may keep for row ``rows[i]``.
+        max_kept: ``(budget, review_length, num_heads) -> int``, the most review tokens one head of the
+            profile's selector may keep (:meth:`windowkv.selectors.Selector.max_kept`); ``None`` means
+            ``min(budget, review_length)``. Head-wise adaptive selectors (AdaKV) keep more in some heads.
     """
 
     label: str
@@ -95,10 +101,19 @@ class ProfileGroup:
     suffix_size: int
     review_lengths: list[int]
     budgets: list[list[int]]
+    max_kept: Callable[[int, int, int], int] | None = None
 
     def compresses(self, layer_idx: int) -> bool:
         """Whether layer ``layer_idx`` must evict anything for some row of the group."""
         return any(b < n for b, n in zip(self.budgets[layer_idx], self.review_lengths))
+
+    def needs_scores(self, layer_idx: int, leaders: list[int]) -> bool:
+        """Whether layer ``layer_idx`` scores the group's prompts: it evicts, or leads a layer that does.
+
+        A leader scores whenever one of its followers evicts, even if it keeps everything itself, so a
+        row's selection never depends on the other rows of the batch.
+        """
+        return any(self.compresses(layer) for layer, leader in enumerate(leaders) if leader == layer_idx)
 
 
 @dataclass
@@ -111,6 +126,7 @@ class CompressionRun:
         num_layers: attention layers of the model.
         groups: rows grouped by task profile.
         predictions: the classifier's prediction per row.
+        leaders: the index-sharing leader of each layer.
         shared_scores: aligned token scores ``[B_g, H_kv, R]`` per ``(layer, group index)``, computed by
             a sharing leader and reused by its followers.
         selections: the kept cache of each layer, once compressed.
@@ -121,6 +137,7 @@ class CompressionRun:
     num_layers: int
     groups: list[ProfileGroup]
     predictions: list[TaskPrediction]
+    leaders: list[int]
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     shared_scores: dict[tuple[int, int], Tensor] = field(default_factory=dict)
     selections: dict[int, LayerSelection] = field(default_factory=dict)
@@ -131,15 +148,25 @@ class CompressionRun:
         return any(g.compresses(layer) for g in self.groups for layer in range(self.num_layers))
 
     def layer_compresses(self, layer_idx: int) -> bool:
+        """Whether layer ``layer_idx`` evicts anything for any row."""
         return any(g.compresses(layer_idx) for g in self.groups)
 
-    def kept_bound(self, layer_idx: int) -> int:
-        """Cache slots of layer ``layer_idx``: the largest ``min(b, L_r - s) + min(s, L_r)`` over rows."""
+    def layer_needs_scores(self, layer_idx: int) -> bool:
+        """Whether layer ``layer_idx`` has work at prefill: it evicts or scores for a follower."""
+        return any(g.needs_scores(layer_idx, self.leaders) for g in self.groups)
+
+    def kept_bound(self, layer_idx: int, num_heads: int = 1) -> int:
+        """Cache slots of layer ``layer_idx``: the largest ``min(b, L_r - s) + min(s, L_r)`` over rows.
+
+        With ``num_heads`` KV heads selecting separately, a group's ``max_kept`` replaces
+        ``min(b, L_r - s)`` (a head-wise adaptive selector may give one head more than ``b``).
+        """
         bound = 0
         for g in self.groups:
             for i, row in enumerate(g.rows):
                 suffix = min(g.suffix_size, self.lengths[row])
-                review = min(g.budgets[layer_idx][i], g.review_lengths[i])
+                budget, length = g.budgets[layer_idx][i], g.review_lengths[i]
+                review = min(budget, length) if g.max_kept is None else g.max_kept(budget, length, num_heads)
                 bound = max(bound, review + suffix)
         return bound
 

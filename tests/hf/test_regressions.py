@@ -28,17 +28,16 @@ def test_thirty_layers_with_groups_of_eight():
 def test_no_stale_indices_when_the_leader_keeps_everything():
     """Reference defect: a group leader taking the "no compression" exit let followers reuse the
     previous prompt's indices. Here layer 0 (leader) keeps all of the second prompt but layer 1
-    (follower) must compress it: it scores the second prompt itself."""
+    (follower) must compress it: the leader scores the second prompt for it, exactly as in a fresh
+    run on that prompt alone."""
     model = tiny_model("llama", layers=2)
-    config = {
+    shared = Policy.from_config({
         "budget": 40,
         "classifier": {"type": "fixed", "label": "qa"},
         "allocator": {"type": "arithmetic_groups", "group_size": 1, "beta": 2.0},  # 1.5B then 0.5B
         "sharing": {"type": "groups", "group_size": 2},
         "profiles": {"qa": {"selector": {"type": "window_max", "window_size": 4}, "suffix_size": 8}},
-    }
-    shared = Policy.from_config(config)
-    own = Policy.from_config({**config, "sharing": {"type": "none"}})
+    })
     first, second = prompt(200, seed=21), prompt(60, seed=22)  # second: 52 review tokens, budgets 60 / 20
     with shared.apply(model) as handle:
         greedy(model, first, new=2)
@@ -46,9 +45,9 @@ def test_no_stale_indices_when_the_leader_keeps_everything():
         greedy(model, second, new=2)
         run = handle.last_run
     assert 0 not in run.selections  # the leader kept everything
-    with own.apply(model) as handle:
+    with shared.apply(model) as fresh:
         greedy(model, second, new=2)
-    assert torch.equal(run.selections[1].positions, handle.last_run.selections[1].positions)
+    assert torch.equal(run.selections[1].positions, fresh.last_run.selections[1].positions)
     assert int(run.selections[1].positions.max()) < 60 <= int(first_sel.positions.max())
 
 

@@ -40,6 +40,8 @@ class _CacheState:
     prefill_inputs: dict[int, tuple[Tensor, tuple[Tensor, Tensor]]] = field(default_factory=dict)
     prompt_slots: dict[int, int] = field(default_factory=dict)  # layer -> K0
     validity: dict[int, Tensor] = field(default_factory=dict)  # layer -> [B, H, K0]
+    deferred: dict[int, list[nn.Module]] = field(default_factory=dict)  # leader -> followers waiting
+    deferred_layers: set[int] = field(default_factory=set)
 
 
 def _cache_of(kwargs: dict[str, Any]) -> Any:
@@ -154,7 +156,7 @@ class CompressionHandle:
             if idx == 0:
                 self._start_run(cache, hidden, kwargs.get("attention_mask"))
             state = self._states.get(cache)
-            if state is not None and state.run.layer_compresses(idx):
+            if state is not None and (state.run.layer_compresses(idx) or state.run.layer_needs_scores(idx)):
                 state.prefill_inputs[idx] = (hidden, kwargs["position_embeddings"])
             return None
         state = self._states.get(cache)
@@ -175,8 +177,23 @@ class CompressionHandle:
     def _attention_post_hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> None:
         cache = _cache_of(kwargs)
         state = self._states.get(cache) if cache is not None else None
-        if state is None or module.layer_idx in state.prompt_slots:
+        idx = module.layer_idx
+        if state is None or idx in state.prompt_slots or idx in state.deferred_layers:
             return None
+        leader = self.policy.sharing(idx, self.num_layers)
+        if leader > idx and idx in state.prefill_inputs:
+            # the leader scores later: this layer's cache is evicted right after the leader's
+            state.deferred.setdefault(leader, []).append(module)
+            state.deferred_layers.add(idx)
+            return None
+        self._evict(state, cache, module)
+        for follower in state.deferred.pop(idx, []):
+            self._evict(state, cache, follower)
+            state.deferred_layers.discard(follower.layer_idx)
+        return None
+
+    def _evict(self, state: _CacheState, cache: Any, module: nn.Module) -> None:
+        """Select the kept positions of ``module``'s layer and shrink its cache layer to them."""
         idx = module.layer_idx
         layer = _cache_layer(cache, idx)
         inputs = state.prefill_inputs.pop(idx, None)
@@ -198,7 +215,6 @@ class CompressionHandle:
             state.prompt_slots[idx] = selection.positions.shape[-1]
             state.validity[idx] = selection.valid
             state.run.selections[idx] = selection
-        return None
 
     # ------------------------------------------------------------------ runs
 

@@ -244,10 +244,15 @@ class Policy:
                 continue
             s = profile.suffix_size
             review = [max(lengths[i] - s, 0) for i in rows]
-            per_row = [self.allocator(self.budget.average(n), num_layers) for n in review]
+            # an average budget covering the review part keeps everything in every layer, even where
+            # the allocator would give a layer less than the average
+            per_row = [self.allocator(avg, num_layers, review_length=n) if (avg := self.budget.average(n)) < n
+                       else [n] * num_layers for n in review]
             budgets = [[per_row[i][layer] for i in range(len(rows))] for layer in range(num_layers)]
-            groups.append(ProfileGroup(label, rows, s, review, budgets))
-        return CompressionRun(list(lengths), padded_length, num_layers, groups, predictions, torch.device(device))
+            groups.append(ProfileGroup(label, rows, s, review, budgets, profile.selector.max_kept))
+        leaders = [self.sharing(layer, num_layers) for layer in range(num_layers)]
+        return CompressionRun(list(lengths), padded_length, num_layers, groups, predictions, leaders,
+                              torch.device(device))
 
     def select_layer(
         self,
@@ -271,36 +276,48 @@ class Policy:
             The kept positions ``[B, H, K]`` (``H`` is 1 when all profiles select head-shared) and their
             validity; ``K`` is :meth:`CompressionRun.kept_bound`.
         """
-        if not run.layer_compresses(layer_idx):
+        _check_layer(run, layer_idx, keys, key_valid)
+        if not run.layer_needs_scores(layer_idx) and not run.layer_compresses(layer_idx):
             return None
         b, h_kv, length, _ = keys.shape
         heads = 1 if all(self.profiles[g.label].selector.heads == "shared" for g in run.groups) else h_kv
         keep = torch.zeros(b, heads, length, dtype=torch.bool, device=keys.device)
         offsets_all = torch.tensor(run.offsets(), device=keys.device)
-        leader = self.sharing(layer_idx, run.num_layers)
+        leader = run.leaders[layer_idx]
         for gi, group in enumerate(run.groups):
-            rows = torch.tensor(group.rows, device=keys.device)
-            if not group.compresses(layer_idx):
+            whole_batch = len(group.rows) == b
+            rows = slice(None) if whole_batch else torch.tensor(group.rows, device=keys.device)
+            compresses = group.compresses(layer_idx)
+            scores = run.shared_scores.get((leader, gi))
+            if scores is None and (compresses or group.needs_scores(layer_idx, run.leaders)):
+                if leader != layer_idx:
+                    raise ValueError(
+                        f"layer {layer_idx} shares the selection of layer {leader}, which has not been "
+                        "selected yet in this run: select layers in the order of policy.sharing.order()"
+                    )
+                inputs = LayerInputs(
+                    layer_idx, run.num_layers, keys[rows], values[rows], key_valid[rows], group.suffix_size,
+                    scaling, num_key_value_groups,
+                    project_queries if whole_batch else (lambda a, e: project_queries(a, e)[rows]),
+                    padded=any(run.lengths[i] < length for i in group.rows),
+                )
+                scores = align_left(self.scorer(inputs), offsets_all[rows])
+                run.shared_scores[(leader, gi)] = scores
+            if not compresses:
                 keep[rows] = key_valid[rows][:, None, :]
                 continue
             s = group.suffix_size
             review = length - s
             offsets = offsets_all[rows]
-            scores = run.shared_scores.get((leader, gi))
-            if scores is None:
-                inputs = LayerInputs(
-                    layer_idx, run.num_layers, keys[rows], values[rows], key_valid[rows], s, scaling,
-                    num_key_value_groups, lambda a, e: project_queries(a, e)[rows],
-                )
-                scores = align_left(self.scorer(inputs), offsets)
-                run.shared_scores[(leader, gi)] = scores
             lengths = torch.tensor(group.review_lengths, device=keys.device)
             budgets = torch.tensor(group.budgets[layer_idx], device=keys.device)
             selector = self.profiles[group.label].selector
             kept_review = unalign_left(selector(scores, lengths, budgets), offsets)  # [b_g, 1|H_kv, R]
             suffix = key_valid[rows, review:][:, None, :].expand(len(group.rows), kept_review.shape[1], s)
             keep[rows] = torch.cat([kept_review, suffix], dim=-1).expand(-1, heads, -1)
-        positions, valid = mask_to_positions(keep, run.kept_bound(layer_idx))
+        if not run.layer_compresses(layer_idx):
+            return None  # a leader that only scored for its followers
+        positions, valid = mask_to_positions(keep, run.kept_bound(layer_idx, heads))
         return LayerSelection(positions, valid)
 
     # ------------------------------------------------------------------ models
@@ -315,6 +332,18 @@ class Policy:
         from windowkv.hf.apply import CompressionHandle
 
         return CompressionHandle(self, model, tokenizer=tokenizer, task=task)
+
+
+def _check_layer(run: CompressionRun, layer_idx: int, keys: Tensor, key_valid: Tensor) -> None:
+    """Refuse inputs that do not belong to ``run`` (they would be compressed with its offsets)."""
+    if not 0 <= layer_idx < run.num_layers:
+        raise ValueError(f"layer {layer_idx} is outside the run's {run.num_layers} layers")
+    expected = (len(run.lengths), run.padded_length)
+    if keys.dim() != 4 or (keys.shape[0], keys.shape[2]) != expected or tuple(key_valid.shape) != expected:
+        raise ValueError(
+            f"keys {tuple(keys.shape)} and key_valid {tuple(key_valid.shape)} do not match the run's batch "
+            f"and prompt length {expected}: start a new run for another prompt"
+        )
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,20 +21,21 @@ def suffix_attention(inputs: LayerInputs) -> Tensor:
 
     Returns:
         ``[B, H_kv, G, s, L]`` float32 weights (``G`` query heads per KV head); padding keys and keys
-        after a query (causality inside the suffix) get weight 0.
+        after a query (causality inside the suffix) get weight 0. Extra memory: ``O(s * L)`` per head.
     """
-    queries = inputs.suffix_queries().float()  # [B, H_q, s, D]
+    queries = inputs.suffix_queries().float() * inputs.scaling  # [B, H_q, s, D], scaled before the matmul
     keys = inputs.keys.float()  # [B, H_kv, L, D]
     b, h_kv, length, d = keys.shape
-    s = queries.shape[2]
-    queries = queries.view(b, h_kv, inputs.num_key_value_groups, s, d)
-    logits = torch.matmul(queries, keys[:, :, None].transpose(-1, -2)) * inputs.scaling
-    query_pos = torch.arange(length - s, length, device=keys.device)[:, None]
-    allowed = (torch.arange(length, device=keys.device)[None, :] <= query_pos)[None] & inputs.key_valid[
-        :, None, :
-    ]  # [B, s, L]
-    logits = logits.masked_fill(~allowed[:, None, None], float("-inf"))
-    return torch.softmax(logits, dim=-1).nan_to_num(0.0)
+    s, groups = queries.shape[2], inputs.num_key_value_groups
+    # one matmul per KV head for all its query heads: no copy of the keys per query head
+    logits = torch.matmul(queries.reshape(b, h_kv, groups * s, d), keys.transpose(-1, -2))
+    logits = logits.view(b, h_kv, groups, s, length)
+    after = torch.ones(s, s, dtype=torch.bool, device=keys.device).triu(1)  # key after the query
+    logits[..., length - s :].masked_fill_(after, float("-inf"))
+    if not inputs.padded:
+        return torch.softmax(logits, dim=-1)
+    logits.masked_fill_(~inputs.key_valid[:, None, None, None, :], float("-inf"))
+    return torch.softmax(logits, dim=-1).nan_to_num_(0.0)  # queries on padding see no key at all
 
 
 class SuffixAttentionScorer(Scorer):

@@ -59,3 +59,13 @@ class Selector(Component):
     @abstractmethod
     def select(self, scores: Tensor, lengths: Tensor, budgets: Tensor) -> Tensor:
         """Return the ``[B, H, R]`` bool keep mask: at most ``budgets[b]`` tokens per row and head."""
+
+    def max_kept(self, budget: int, length: int, num_heads: int) -> int:
+        """The most review tokens one head may keep for a row with ``length`` review tokens.
+
+        Sizes the layer's cache slots (:meth:`windowkv.run.CompressionRun.kept_bound`). The default,
+        ``min(budget, length)``, holds for every selector that respects the budget in each head; a
+        head-wise adaptive selector (AdaKV) keeps ``num_heads x budget`` per row in total but more than
+        ``budget`` in some heads, and overrides this.
+        """
+        return min(budget, length)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -10,14 +10,22 @@ from windowkv.sharing.base import IndexSharing
 
 
 class GroupSharing(IndexSharing):
-    """Layers ``[kG, (k+1)G)`` reuse the selection of layer ``kG``; the last group may be partial.
+    """Layers ``[kG, (k+1)G)`` share one selection; the last group may be partial.
 
-    Scoring cost drops by about ``G x``.
+    The paper's leader is the group's first layer. ``leader="last"`` lets the group's last (deepest)
+    layer score instead, whose attention tends to locate answers better in small models; the earlier
+    layers of the group are evicted once it has run. Scoring cost drops by about ``G x`` either way.
     """
 
     name: ClassVar[str] = "groups"
 
     group_size: int = Field(8, ge=1, description="Layers per group (G); the paper uses 8.")
+    leader_layer: Literal["first", "last"] = Field(
+        "first", description="Which layer of a group scores the prompt: 'first' (the paper) or 'last'."
+    )
 
     def leader(self, layer_idx: int, num_layers: int) -> int:
-        return layer_idx - layer_idx % self.group_size
+        first = layer_idx - layer_idx % self.group_size
+        if self.leader_layer == "first":
+            return first
+        return min(first + self.group_size, num_layers) - 1
