@@ -79,10 +79,18 @@ def md_text(doc: str | None) -> str:
     return "\n".join(out).strip()
 
 
-def escape_prose(text: str) -> str:
-    """Escape ``<`` outside code spans, so that ``<label>`` is not read as an HTML tag."""
+def escape_prose(text: str, pipes: bool = False) -> str:
+    """Escape ``<`` outside code spans, so that ``<label>`` is not read as an HTML tag; with ``pipes``
+    (table cells) also ``|``, which Python-Markdown's tables leave alone inside code spans."""
     parts = re.split(r"(`+[^`]*?`+)", text)
-    return "".join(p if p.startswith("`") else p.replace("<", "&lt;") for p in parts)
+    out = []
+    for part in parts:
+        if not part.startswith("`"):
+            part = part.replace("<", "&lt;")
+            if pipes:
+                part = part.replace("|", "\\|")
+        out.append(part)
+    return "".join(out)
 
 
 def first_paragraph(doc: str | None) -> str:
@@ -91,7 +99,7 @@ def first_paragraph(doc: str | None) -> str:
 
 def cell(text: Any) -> str:
     """A Markdown table cell: one line, pipes escaped."""
-    return escape_prose(" ".join(str(text).split()).replace("|", "\\|"))
+    return escape_prose(" ".join(str(text).split()), pipes=True)
 
 
 def anchor(kind: str, name: str) -> str:

@@ -46,7 +46,8 @@ composed = Policy(
 assert composed == policy
 assert Policy.from_config(composed.to_config()) == composed  # to_config() is the complete description
 
-# a SnapKV-like composition of the same parts: one profile, token top-k per KV head, uniform budgets
+# a SnapKV-like composition: one profile, token top-k per KV head, uniform budgets (the snapkv preset
+# also pools the scores: pooled_suffix_attention)
 snap_like = Policy(
     1024,
     classifier=FixedClassifier(label="all"),
