@@ -3,7 +3,8 @@
 Hypothesis profiles (pick one with ``HYPOTHESIS_PROFILE``, default ``dev``):
 
 - ``dev``: random exploration, a few more examples, the example database on (failures replay first);
-- ``ci``: fewer examples, ``derandomize=True`` (the same examples on every run), no database.
+- ``ci``: fewer examples, ``derandomize=True`` (the same examples on every run), no database;
+- ``thorough``: ``dev`` with 100 examples per test, for a hunt before a release (minutes, not seconds).
 
 Both disable the per-example deadline: the machine is shared, timings are noisy, and the property tests
 bound their own sizes instead.
@@ -30,6 +31,7 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+settings.register_profile("thorough", parent=settings.get_profile("dev"), max_examples=100)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 #: the deliberately broken test plugin (plugins/windowkv-broken-plugin) warns in every registry build;

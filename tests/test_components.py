@@ -8,14 +8,18 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from windowkv import Policy
-from windowkv.classifiers import KeywordClassifier
+from windowkv import Policy, Profile
+from windowkv.budgets import UniformBudget
+from windowkv.classifiers import FixedClassifier, KeywordClassifier
 from windowkv.component import NAME_PATTERN
 from windowkv.plugins import default_registries
 from windowkv.scorers import SuffixAttentionScorer
+from windowkv.selectors import WindowAverageSelector
+from windowkv.sharing import NoSharing
 from windowkv.testing import (
     check_allocator_contract,
     check_component_config,
+    check_layer_selection,
     check_scorer_contract,
     check_selector_contract,
     check_sharing_contract,
@@ -151,3 +155,68 @@ def test_suffix_attention_scores_in_float32_for_half_precision_inputs():
     scores = SuffixAttentionScorer()(half.inputs(suffix_size=4))
     assert scores.dtype == torch.float32
     assert torch.allclose(scores, SuffixAttentionScorer()(layer.inputs(suffix_size=4)), atol=0.05)
+
+
+# ------------------------------------------------------------------------------ the checks can fail
+
+
+class GreedySelector(WindowAverageSelector):
+    """Broken on purpose: keeps one token more than the budget."""
+
+    name = "greedy"
+
+    def select(self, scores, lengths, budgets):
+        return super().select(scores, lengths, budgets + 1)
+
+
+class ShiftedWindowSelector(WindowAverageSelector):
+    """Broken on purpose: windows aligned to padded position 1 instead of the row's first token."""
+
+    name = "shifted"
+
+    def select(self, scores, lengths, budgets):
+        keep = super().select(scores, lengths, budgets)
+        return torch.roll(keep, 1, dims=-1)
+
+
+class LeakyScorer(SuffixAttentionScorer):
+    """Broken on purpose: adds the sum of all keys of the row, padding included."""
+
+    name = "leaky"
+
+    def score(self, inputs):
+        return super().score(inputs) + inputs.keys.float().sum(dim=(2, 3))[..., None]
+
+
+class ChainSharing(NoSharing):
+    """Broken on purpose: every layer follows the previous one, so leaders do not lead themselves."""
+
+    name = "chain"
+
+    def leader(self, layer_idx, num_layers):
+        return max(layer_idx - 1, 0)
+
+
+def test_selector_check_catches_a_selector_over_budget():
+    with pytest.raises(AssertionError, match="budget"):
+        check_selector_contract(GreedySelector(window_size=1))
+
+
+def test_layer_checks_catch_misaligned_windows_in_a_policy():
+    policy = Policy(24, classifier=FixedClassifier(label="p"), sharing=NoSharing(), allocator=UniformBudget(),
+                    profiles={"p": Profile(ShiftedWindowSelector(window_size=4), 4)})
+    layer = synthetic_layer([60, 45])
+    run = policy.start_run(layer.lengths, layer.padded_length, 1)
+    with pytest.raises(AssertionError, match="window"):
+        check_layer_selection(policy, run, 0, layer.select(policy, run, 0), kv_heads=2)
+
+
+def test_scorer_check_catches_padding_leaks():
+    with pytest.raises(AssertionError, match="padding leaks"):
+        check_scorer_contract(LeakyScorer())
+
+
+def test_sharing_check_catches_leader_chains():
+    # the base class may refuse the chain itself (ValueError) or let the check find it (AssertionError)
+    with pytest.raises((AssertionError, ValueError), match="lead"):
+        check_sharing_contract(ChainSharing())

@@ -23,8 +23,8 @@ from windowkv.testing import check_layer_selection, check_scorer_contract, fresh
 
 EXAMPLE = "windowkv-example-scorer"
 BROKEN = "windowkv-broken-plugin"
-SETUP = ("run the test set-up script (.ci/run), or: "
-         "pip install -e plugins/windowkv-example-scorer plugins/windowkv-broken-plugin")
+SETUP = ("run the test set-up script scripts/bootstrap.sh (which .ci/run calls), or: "
+         "pip install --no-deps -e plugins/windowkv-example-scorer -e plugins/windowkv-broken-plugin")
 
 
 def require(distribution: str) -> str:

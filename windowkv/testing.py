@@ -51,6 +51,7 @@ __all__ = [
     "check_sharing_contract",
     "fresh_registries",
     "kept_positions",
+    "layer_order",
     "make_component",
     "random_scores",
     "run_policy",
@@ -249,6 +250,13 @@ def synthetic_layer(
     return SyntheticLayer(keys, values, queries, key_valid, lengths, query_groups)
 
 
+def layer_order(sharing: IndexSharing, num_layers: int) -> list[int]:
+    """The order in which a run selects its layers: ``sharing.order(num_layers)`` where the strategy
+    defines one (leaders may follow their followers), else ``0 .. num_layers - 1``."""
+    order = getattr(sharing, "order", None)
+    return list(order(num_layers)) if callable(order) else list(range(num_layers))
+
+
 def run_policy(
     policy: Policy,
     layers: Sequence[SyntheticLayer],
@@ -256,10 +264,14 @@ def run_policy(
     texts: Sequence[str | None] | None = None,
     task: str | None = None,
 ) -> tuple[CompressionRun, list[LayerSelection | None]]:
-    """One compression run over ``layers`` (one :class:`SyntheticLayer` per model layer), in order."""
+    """One compression run over ``layers`` (one :class:`SyntheticLayer` per model layer), selecting the
+    layers in :func:`layer_order`; returns the selections by layer index."""
     first = layers[0]
     run = policy.start_run(first.lengths, first.padded_length, len(layers), texts=texts, task=task)
-    return run, [layer.select(policy, run, i) for i, layer in enumerate(layers)]
+    selections: list[LayerSelection | None] = [None] * len(layers)
+    for i in layer_order(policy.sharing, len(layers)):
+        selections[i] = layers[i].select(policy, run, i)
+    return run, selections
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -290,6 +302,13 @@ class RowPlan:
     budget: int
     offset: int
     length: int
+
+
+def max_kept(selector: Selector, budget: int, length: int, heads: int) -> int:
+    """The most review tokens one head of ``selector`` may keep: its ``max_kept`` where it defines one
+    (head-wise adaptive selectors), else ``min(budget, length)``."""
+    method = getattr(selector, "max_kept", None)
+    return int(method(budget, length, heads)) if callable(method) else min(budget, length)
 
 
 def row_plan(run: CompressionRun, row: int, layer_idx: int) -> RowPlan:
@@ -332,8 +351,12 @@ def _layer_rows(
 def check_layer_budget(
     policy: Policy, run: CompressionRun, layer_idx: int, selection: LayerSelection | None, kv_heads: int,
 ) -> list[list[int]]:
-    """Invariant 1: every row and head keeps at most ``min(b_l, L_review)`` review tokens, plus the
+    """Invariant 1: every row keeps at most ``min(b_l, L_review)`` review tokens per head, plus the
     whole valid suffix; all review tokens when the budget suffices (``None``: everything kept).
+
+    A head-wise adaptive selector (AdaKV) may move budget between the heads of a row: then each head
+    keeps at most the selector's ``max_kept(b_l, L_review, heads)`` and the row at most
+    ``heads x min(b_l, L_review)`` over its heads.
 
     Returns:
         ``kept[row][head]``: the number of review tokens kept.
@@ -344,19 +367,25 @@ def check_layer_budget(
         if selection is None and plan.budget < plan.review_length:
             _fail(f"layer {layer_idx} kept everything (None), but row {row} has budget {plan.budget} < "
                   f"{plan.review_length} review tokens")
-    for row, where, plan, _, p, review_end in _layer_rows(policy, run, layer_idx, selection, kv_heads):
+    for row, where, plan, selector, p, review_end in _layer_rows(policy, run, layer_idx, selection, kv_heads):
         suffix = set(range(max(review_end, plan.offset), run.padded_length))
         missing = sorted(suffix - set(p))
         if missing:
             _fail(f"{where}: suffix positions {missing} were evicted")
         review = [q for q in p if q < review_end]
-        allowed = min(plan.budget, plan.review_length)
+        heads = 1 if selector.heads == "shared" else kv_heads
+        allowed = max_kept(selector, plan.budget, plan.review_length, heads)
         if len(review) > allowed:
-            _fail(f"{where}: kept {len(review)} review tokens > min(budget {plan.budget}, review "
-                  f"{plan.review_length}) = {allowed}")
+            _fail(f"{where}: kept {len(review)} review tokens > {allowed} (budget {plan.budget}, review "
+                  f"{plan.review_length})")
         if plan.budget >= plan.review_length and len(review) != plan.review_length:
             _fail(f"{where}: the budget suffices for all {plan.review_length} review tokens, but kept {len(review)}")
         kept[row].append(len(review))
+    for row, counts in enumerate(kept):
+        plan = row_plan(run, row, layer_idx)
+        if sum(counts) > len(counts) * min(plan.budget, plan.review_length):
+            _fail(f"layer {layer_idx}, row {row}: {sum(counts)} review tokens over {len(counts)} heads > "
+                  f"{len(counts)} x min(budget {plan.budget}, review {plan.review_length})")
     return kept
 
 
@@ -419,9 +448,10 @@ def _selector_cases(seed: int) -> Iterable[tuple[str, Tensor, Tensor, Tensor]]:
 
 
 def check_selector_contract(selector: Selector | type[Selector], *, seed: int = 0) -> None:
-    """A selector keeps at most ``budget`` valid tokens per row and head, everything when the budget
-    suffices, nothing beyond a row's length, returns ``[B, 1 | H, R]`` bool, is deterministic, and
-    (for :class:`WindowSelector`) keeps whole windows and fills its budget to within one window.
+    """A selector keeps at most ``budget`` valid tokens per row and head (a head-wise adaptive selector:
+    its ``max_kept`` per head and ``H x budget`` per row), everything when the budget suffices, nothing
+    beyond a row's length, returns ``[B, 1 | H, R]`` bool, is deterministic, and (for
+    :class:`WindowSelector`) keeps whole windows and fills its budget to within one window.
     """
     if isinstance(selector, type):
         selector = selector()
@@ -441,8 +471,9 @@ def check_selector_contract(selector: Selector | type[Selector], *, seed: int = 
                 kept = keep[row, head].nonzero().flatten().tolist()
                 if kept and kept[-1] >= n:
                     _fail(f"{where}: row {row} head {head} keeps {kept[-1]} >= its length {n}")
-                if len(kept) > min(budget, n):
-                    _fail(f"{where}: row {row} head {head} keeps {len(kept)} > budget {budget}")
+                if len(kept) > max_kept(selector, budget, n, heads):
+                    _fail(f"{where}: row {row} head {head} keeps {len(kept)} > budget {budget} "
+                          f"(max_kept {max_kept(selector, budget, n, heads)})")
                 if budget >= n and len(kept) != n:
                     _fail(f"{where}: row {row} head {head} keeps {len(kept)} of {n} though the budget {budget} suffices")
                 if isinstance(selector, WindowSelector):
@@ -454,6 +485,9 @@ def check_selector_contract(selector: Selector | type[Selector], *, seed: int = 
                     if len(kept) < min(budget, n) - (w - 1):
                         _fail(f"{where}: row {row} head {head} keeps {len(kept)} with budget {budget} "
                               f"(windows of {w})")
+            total = int(keep[row].sum())
+            if total > heads * min(budget, n):
+                _fail(f"{where}: row {row} keeps {total} tokens over {heads} heads > {heads} x budget {budget}")
 
 
 def check_scorer_contract(scorer: Scorer | type[Scorer], *, seed: int = 0, atol: float = 1e-5) -> None:
@@ -489,8 +523,9 @@ def check_scorer_contract(scorer: Scorer | type[Scorer], *, seed: int = 0, atol:
 
 
 def check_sharing_contract(sharing: IndexSharing | type[IndexSharing], *, max_layers: int = 48) -> None:
-    """For every model depth up to ``max_layers``: layer 0 leads itself, a leader is an earlier layer
-    (or the layer itself) and leads itself, and the answer is deterministic.
+    """For every model depth up to ``max_layers``: every layer's leader is a layer of the model that
+    leads itself, the answer is deterministic, and :func:`layer_order` visits every layer once with
+    each leader before its followers.
     """
     if isinstance(sharing, type):
         sharing = sharing()
@@ -499,12 +534,20 @@ def check_sharing_contract(sharing: IndexSharing | type[IndexSharing], *, max_la
         for layer in range(n):
             leader = sharing(layer, n)
             where = f"{sharing!r} with {n} layers, layer {layer}"
-            if not isinstance(leader, int) or not 0 <= leader <= layer:
-                _fail(f"{where}: leader {leader!r} is not in [0, {layer}]")
+            if not isinstance(leader, int) or not 0 <= leader < n:
+                _fail(f"{where}: leader {leader!r} is not a layer of the model")
             if sharing(leader, n) != leader:
                 _fail(f"{where}: leader {leader} does not lead itself (leader {sharing(leader, n)})")
             if sharing(layer, n) != leader:
                 _fail(f"{where}: not deterministic")
+        order = layer_order(sharing, n)
+        if sorted(order) != list(range(n)):
+            _fail(f"{sharing!r} with {n} layers: the layer order {order} does not visit every layer once")
+        seen: set[int] = set()
+        for layer in order:
+            if sharing(layer, n) not in seen | {layer}:
+                _fail(f"{sharing!r} with {n} layers: layer {layer} comes before its leader in {order}")
+            seen.add(layer)
 
 
 def check_allocator_contract(

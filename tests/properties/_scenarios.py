@@ -19,7 +19,7 @@ from windowkv import Policy, Profile
 from windowkv.classifiers import KeywordClassifier
 from windowkv.plugins import default_registries
 from windowkv.run import CompressionRun, LayerSelection
-from windowkv.testing import SyntheticLayer, make_component, synthetic_layer
+from windowkv.testing import SyntheticLayer, layer_order, make_component, synthetic_layer
 
 REGISTRIES = default_registries()
 
@@ -36,9 +36,20 @@ COMBOS = [
 MAX_LENGTH = 300
 
 
-def scaled(factor: float) -> settings:
+def scaled(factor: float, **kwargs) -> settings:
     """The loaded profile's settings with ``factor`` times its examples (cheap tests draw more)."""
-    return settings(max_examples=max(1, round(settings.default.max_examples * factor)))
+    return settings(max_examples=max(1, round(settings.default.max_examples * factor)), **kwargs)
+
+
+#: the number of combinations the profiles' example counts were tuned for (3 x 3 x 2 built-ins)
+TUNED_COMBOS = 18
+
+
+def per_combo(factor: float = 1.0, **kwargs) -> settings:
+    """Settings of a test parametrised over :data:`COMBOS`: the profile's examples spread over the
+    combinations (at least 2 each), so registering components keeps the suite's time bounded."""
+    share = settings.default.max_examples * factor * TUNED_COMBOS / max(len(COMBOS), 1)
+    return settings(max_examples=max(2, round(share)), **kwargs)
 
 
 @dataclass
@@ -72,7 +83,10 @@ class Scenario:
     def run(self, policy: Policy | None = None) -> tuple[CompressionRun, list[LayerSelection | None]]:
         policy = policy or self.policy
         run = self.start(policy)
-        return run, [layer.select(policy, run, i) for i, layer in enumerate(self.layers)]
+        selections: list[LayerSelection | None] = [None] * self.num_layers
+        for i in layer_order(policy.sharing, self.num_layers):
+            selections[i] = self.layers[i].select(policy, run, i)
+        return run, selections
 
     def row_alone(self, row: int) -> Scenario:
         """Row ``row`` as a batch of one, without padding (same data, same label)."""
@@ -124,7 +138,8 @@ def policies(draw, selector: str, sharing: str, allocator: str, *, budget=None) 
     return Policy(
         draw(budgets()) if budget is None else budget,
         classifier=KeywordClassifier(),
-        sharing=make_component(REGISTRIES["sharing"].get(sharing), group_size=group),
+        sharing=make_component(REGISTRIES["sharing"].get(sharing), group_size=group,
+                               leader_layer=draw(st.sampled_from(["first", "last"]))),
         allocator=make_component(REGISTRIES["budget"].get(allocator), group_size=alloc_group, beta=beta),
         profiles=profiles,
         name="drawn",

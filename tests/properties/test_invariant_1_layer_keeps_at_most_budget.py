@@ -9,10 +9,11 @@ from hypothesis import strategies as st
 
 from windowkv.testing import check_layer_budget
 
-from _scenarios import COMBOS, scenarios
+from _scenarios import COMBOS, per_combo, scenarios
 
 
 @pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
+@per_combo()
 @given(data=st.data())
 def test_invariant_1_layer_keeps_at_most_budget(selector, sharing, allocator, data):
     scenario = data.draw(scenarios(selector, sharing, allocator), label="scenario")

@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 
 from windowkv.testing import check_layer_positions, check_selector_contract, make_component
 
-from _scenarios import COMBOS, REGISTRIES, scaled, scenarios
+from _scenarios import COMBOS, REGISTRIES, per_combo, scaled, scenarios
 
 
 @pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
+@per_combo()
 @given(data=st.data())
 def test_invariant_3_positions_unique_sorted_windows_whole(selector, sharing, allocator, data):
     scenario = data.draw(scenarios(selector, sharing, allocator), label="scenario")

@@ -14,9 +14,9 @@ from windowkv.budgets import ArithmeticGroupBudget, UniformBudget
 from windowkv.classifiers import FixedClassifier
 from windowkv.policies.policy import windowkv_profiles
 from windowkv.sharing import GroupSharing, NoSharing
-from windowkv.testing import check_layer_selection, run_policy, synthetic_layer
+from windowkv.testing import check_layer_selection, layer_order, run_policy, synthetic_layer
 
-from _scenarios import COMBOS, REGISTRIES, scaled, scenarios
+from _scenarios import COMBOS, REGISTRIES, per_combo, scenarios
 
 
 def same_selection(a, b) -> bool:
@@ -26,6 +26,7 @@ def same_selection(a, b) -> bool:
 
 
 @pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
+@per_combo()
 @given(data=st.data())
 def test_invariant_4_followers_keep_leader_positions(selector, sharing, allocator, data):
     scenario = data.draw(scenarios(selector, sharing, allocator), label="scenario")
@@ -41,7 +42,7 @@ def test_invariant_4_followers_keep_leader_positions(selector, sharing, allocato
 
 
 @pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
-@scaled(0.5)  # four runs per example
+@per_combo(0.5)  # four runs per example
 @given(data=st.data())
 def test_invariant_4_two_prompts_never_share(selector, sharing, allocator, data):
     """Two runs of one policy, interleaved layer by layer, give what each gives alone with a fresh policy."""
@@ -51,11 +52,13 @@ def test_invariant_4_two_prompts_never_share(selector, sharing, allocator, data)
     policy = first.policy
     config = policy.to_config()
     runs = [first.start(), second.start()]
-    got: list[list] = [[], []]
-    for layer in range(max(first.num_layers, second.num_layers)):
+    got: list[list] = [[None] * first.num_layers, [None] * second.num_layers]
+    orders = [layer_order(policy.sharing, first.num_layers), layer_order(policy.sharing, second.num_layers)]
+    for step in range(max(first.num_layers, second.num_layers)):
         for i, scenario in enumerate((first, second)):
-            if layer < scenario.num_layers:
-                got[i].append(scenario.layers[layer].select(policy, runs[i], layer))
+            if step < scenario.num_layers:
+                layer = orders[i][step]
+                got[i][layer] = scenario.layers[layer].select(policy, runs[i], layer)
     assert policy.to_config() == config
     for i, scenario in enumerate((first, second)):
         fresh = Policy.from_config(config, REGISTRIES)
@@ -85,7 +88,8 @@ def test_invariant_4_leader_no_compression_exit_reuses_nothing_stale():
 
 def test_invariant_4_follower_compressing_after_leader_exit_uses_its_own_prompt():
     """Budgets that fall inside a sharing group (allocator groups of 2, sharing groups of 8): the
-    group's leader keeps everything, later layers of the group compress from this prompt's data only."""
+    group's leader keeps everything itself, yet later layers of the group compress from the leader's
+    scores of this prompt, never from a previous prompt's."""
     policy = reference_defect_policy(ArithmeticGroupBudget(group_size=2))
     stale_run, stale = run_policy(policy, [synthetic_layer([300], seed=layer) for layer in range(16)])
     layers = [synthetic_layer([100], seed=500 + layer) for layer in range(16)]
@@ -93,14 +97,14 @@ def test_invariant_4_follower_compressing_after_leader_exit_uses_its_own_prompt(
     budgets = run.groups[0].budgets
     assert budgets[0][0] >= 84 > budgets[7][0], budgets  # review length 100 - 16 = 84
     assert selections[0] is None and selections[7] is not None
-    first = next(i for i, s in enumerate(selections) if s is not None)
-    # the first compressing layer of the group scores its own keys: as if nothing were shared
+    # a follower selects from its leader's scores with its own budget: as an unshared layer would
+    # with the leader's keys and queries
     unshared = Policy(64, classifier=FixedClassifier(label="other"), allocator=policy.allocator,
                       sharing=NoSharing(), profiles=policy.profiles)
-    _, own = run_policy(unshared, layers)
-    assert same_selection(selections[first], own[first])
+    _, expected = run_policy(unshared, [layers[policy.sharing(layer, 16)] for layer in range(16)])
     _, fresh = run_policy(Policy.from_config(policy.to_config(), REGISTRIES), layers)
     for layer in range(16):
         check_layer_selection(policy, run, layer, selections[layer], kv_heads=2)
+        assert same_selection(selections[layer], expected[layer]), f"layer {layer}"
         assert same_selection(selections[layer], fresh[layer])
         assert stale[layer] is None or not same_selection(selections[layer], stale[layer])

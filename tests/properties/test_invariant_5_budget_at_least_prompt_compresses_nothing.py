@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from windowkv import Policy
@@ -15,22 +15,10 @@ from windowkv.budgets import ArithmeticGroupBudget
 from windowkv.classifiers import FixedClassifier
 from windowkv.policies.policy import windowkv_profiles
 
-from _scenarios import COMBOS, scenarios
+from _scenarios import COMBOS, per_combo, scenarios
 
-#: Policy.start_run gives a row whose average budget covers its review tokens the allocator's budgets,
-#: and arithmetic_groups gives the later groups B*G/beta < B: those layers still evict.
-ARITHMETIC_BUG = "bug: arithmetic_groups evicts in late layers at budget >= prompt length"
-
-
-def _marks(allocator: str):
-    return [pytest.mark.xfail(strict=True, reason=ARITHMETIC_BUG)] if allocator == "arithmetic_groups" else []
-
-
-COMBOS_5 = [pytest.param(*p.values, id=p.id, marks=_marks(p.values[2])) for p in COMBOS]
-
-
-@pytest.mark.parametrize("selector, sharing, allocator", COMBOS_5)
-@settings(phases=[Phase.explicit, Phase.reuse, Phase.generate])  # no shrinking of the known failures
+@pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
+@per_combo()
 @given(data=st.data())
 def test_invariant_5_budget_at_least_prompt_compresses_nothing(selector, sharing, allocator, data):
     scenario = data.draw(scenarios(selector, sharing, allocator), label="scenario")
@@ -42,11 +30,10 @@ def test_invariant_5_budget_at_least_prompt_compresses_nothing(selector, sharing
     assert selections == [None] * scenario.num_layers
 
 
-@pytest.mark.xfail(strict=True, reason=ARITHMETIC_BUG)
-@pytest.mark.parametrize("budget", [100, 1.0])
+@pytest.mark.parametrize("budget", [100, 84, 1.0])
 def test_invariant_5_windowkv_preset_budget_equal_to_prompt_length(budget):
-    """Reproducer: WindowKV defaults, a 100-token prompt (review 84 with s=16) and budget 100 (or 100%):
-    layers 24-31 get floor(100 * 8 / 14) = 57 (or 48 for the ratio) review tokens and evict."""
+    """Regression: with WindowKV's defaults, a 100-token prompt (review 84 with s=16) and budget 100,
+    84 or 100%, the arithmetic groups gave layers 24-31 floor(B * 8 / 14) < 84 tokens, which evicted."""
     policy = Policy(budget, classifier=FixedClassifier(label="other"), allocator=ArithmeticGroupBudget(),
                     profiles=windowkv_profiles())
     run = policy.start_run([100], 100, num_layers=32)

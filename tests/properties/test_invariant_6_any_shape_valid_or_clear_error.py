@@ -16,7 +16,7 @@ from windowkv import ConfigError, Policy
 from windowkv.component import join_loc
 from windowkv.testing import check_layer_selection, run_policy, synthetic_layer
 
-from _scenarios import COMBOS, REGISTRIES, TEXTS, Scenario
+from _scenarios import COMBOS, REGISTRIES, Scenario, TEXTS, per_combo
 
 
 def _fields(kind: str, name: str) -> set[str]:
@@ -110,6 +110,7 @@ def configs(draw, selector: str, sharing: str, allocator: str):
 
 
 @pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
+@per_combo()
 @given(data=st.data())
 def test_invariant_6_any_shape_valid_or_clear_error(selector, sharing, allocator, data):
     config, bad = data.draw(configs(selector, sharing, allocator), label="config")
@@ -174,10 +175,6 @@ def test_invariant_6_empty_batch_compresses_nothing():
     assert not run.active and run.kept_tokens() == [[]] * 4
 
 
-SELECT_LAYER_UNCHECKED = "bug: select_layer does not check its inputs against the run"
-
-
-@pytest.mark.xfail(strict=True, reason=SELECT_LAYER_UNCHECKED)
 @pytest.mark.parametrize("layer_idx", [4, 40])
 def test_invariant_6_layer_index_outside_the_run_is_a_clear_error(layer_idx):
     policy = Policy.from_preset("windowkv", budget=16)
@@ -186,11 +183,10 @@ def test_invariant_6_layer_index_outside_the_run_is_a_clear_error(layer_idx):
         synthetic_layer([100, 50]).select(policy, run, layer_idx)
 
 
-@pytest.mark.xfail(strict=True, reason=SELECT_LAYER_UNCHECKED)
 @pytest.mark.parametrize("lengths, padded", [([100, 50], 120), ([100, 50, 3], 100)], ids=["longer", "more-rows"])
 def test_invariant_6_keys_that_do_not_match_the_run_are_a_clear_error(lengths, padded):
     """A cache longer than the planned prompt (e.g. a prefill after a cached prefix) or another batch
-    must not be compressed with the run's padding offsets (today: silently wrong, or a torch error)."""
+    must not be compressed with the run's padding offsets (it was silently wrong, or a torch error)."""
     policy = Policy.from_preset("windowkv", budget=16)
     run = policy.start_run([100, 50], 100, 4, task="qa")
     with pytest.raises(ValueError, match="run"):

@@ -5,7 +5,7 @@ semantics). Padding-only rows (length 0) have no "alone" and are checked to keep
 from __future__ import annotations
 
 import pytest
-from hypothesis import Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from windowkv import Policy
@@ -15,23 +15,7 @@ from windowkv.policies.policy import windowkv_profiles
 from windowkv.sharing import AllLayersSharing
 from windowkv.testing import kept_positions, make_component, run_policy, synthetic_layer
 
-from _scenarios import COMBOS, REGISTRIES, scenarios
-
-#: Policy.select_layer scores a sharing group at the first layer that compresses for *some row* of the
-#: batch (stored under the leader's key), not at the leader: a row then reuses scores of another
-#: layer than it would alone. Needs budgets that vary inside a sharing group (arithmetic_groups with
-#: all_layers, or groups of another size); the hypothesis combos do not always draw such a batch,
-#: so their mark is not strict: test_invariant_7_lazy_leader_reproducer is.
-LAZY_LEADER_BUG = "bug: shared scores come from the first layer compressing for any row, not the leader"
-
-
-def _marks(sharing: str, allocator: str):
-    if allocator == "arithmetic_groups" and sharing in ("all_layers", "groups"):
-        return [pytest.mark.xfail(strict=False, reason=LAZY_LEADER_BUG)]
-    return []
-
-
-COMBOS_7 = [pytest.param(*p.values, id=p.id, marks=_marks(*p.values[1:])) for p in COMBOS]
+from _scenarios import COMBOS, REGISTRIES, per_combo, scenarios
 
 
 def check_rows_match_alone(scenario) -> None:
@@ -56,8 +40,8 @@ def check_rows_match_alone(scenario) -> None:
                 )
 
 
-@pytest.mark.parametrize("selector, sharing, allocator", COMBOS_7)
-@settings(phases=[Phase.explicit, Phase.reuse, Phase.generate])  # shrinking the known bug's cases is slow
+@pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
+@per_combo()
 @given(data=st.data())
 def test_invariant_7_batch_rows_match_rows_alone(selector, sharing, allocator, data):
     scenario = data.draw(scenarios(selector, sharing, allocator, max_batch=3), label="scenario")
@@ -77,12 +61,11 @@ def test_invariant_7_every_scorer_batch_rows_match_rows_alone(scorer, data):
     check_rows_match_alone(scenario)
 
 
-@pytest.mark.xfail(strict=True, reason=LAZY_LEADER_BUG)
-def test_invariant_7_lazy_leader_reproducer():
-    """Rows of 40 and 100 tokens (s=16), budget 64, arithmetic groups of 4 (109, 79, 48, 18 tokens),
-    all layers sharing layer 0's scores. Layer 0 evicts nothing; layer 4 evicts for the long row and
-    scores both rows with layer 4's keys; the short row first evicts at layer 12, from layer 4's scores
-    in the batch but from layer 12's alone."""
+def test_invariant_7_lazy_leader_regression():
+    """Regression (found by the test above): rows of 40 and 100 tokens (s=16), budget 64, arithmetic groups of 4 (109, 79, 48, 18 tokens),
+    all layers sharing layer 0's scores. Layer 0 evicts nothing; layer 4 evicts for the long row. Shared
+    scores used to come from the first layer that evicted for *some* row (layer 4 in the batch, layer 12
+    for the short row alone), so the short row kept other positions in the batch than alone."""
     policy = Policy(64, classifier=FixedClassifier(label="other"), allocator=ArithmeticGroupBudget(group_size=4),
                     sharing=AllLayersSharing(), profiles=windowkv_profiles())
     layers = [synthetic_layer([40, 100], seed=layer) for layer in range(16)]
