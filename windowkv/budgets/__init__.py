@@ -2,6 +2,7 @@
 
 from windowkv.budgets.arithmetic_groups import ArithmeticGroupBudget
 from windowkv.budgets.base import BudgetAllocator
+from windowkv.budgets.pyramid import PyramidBudget
 from windowkv.budgets.uniform import UniformBudget
 
-__all__ = ["BudgetAllocator", "UniformBudget", "ArithmeticGroupBudget"]
+__all__ = ["BudgetAllocator", "UniformBudget", "ArithmeticGroupBudget", "PyramidBudget"]

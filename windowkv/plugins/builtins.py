@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
-from windowkv.budgets import ArithmeticGroupBudget, UniformBudget
+from windowkv.budgets import ArithmeticGroupBudget, PyramidBudget, UniformBudget
 from windowkv.classifiers import FixedClassifier, KeywordClassifier
 from windowkv.plugins.hookspecs import hookimpl
-from windowkv.scorers import SuffixAttentionScorer
-from windowkv.selectors import TokenTopKSelector, WindowAverageSelector, WindowMaxSelector
+from windowkv.scorers import (
+    CumulativeAttentionScorer,
+    KeyNormScorer,
+    PooledSuffixAttentionScorer,
+    PositionScorer,
+    RandomScorer,
+    SuffixAttentionScorer,
+)
+from windowkv.selectors import (
+    HeadwiseTopKSelector,
+    SinksRecentSelector,
+    TokenTopKSelector,
+    WindowAverageSelector,
+    WindowMaxSelector,
+)
 from windowkv.sharing import AllLayersSharing, GroupSharing, NoSharing
 
 
 @hookimpl
 def windowkv_register_scorers():
-    return [SuffixAttentionScorer]
+    return [SuffixAttentionScorer, PooledSuffixAttentionScorer, CumulativeAttentionScorer, KeyNormScorer,
+            PositionScorer, RandomScorer]
 
 
 @hookimpl
@@ -22,7 +36,7 @@ def windowkv_register_classifiers():
 
 @hookimpl
 def windowkv_register_selectors():
-    return [WindowAverageSelector, WindowMaxSelector, TokenTopKSelector]
+    return [WindowAverageSelector, WindowMaxSelector, TokenTopKSelector, SinksRecentSelector, HeadwiseTopKSelector]
 
 
 @hookimpl
@@ -32,11 +46,12 @@ def windowkv_register_sharing():
 
 @hookimpl
 def windowkv_register_budgets():
-    return [UniformBudget, ArithmeticGroupBudget]
+    return [UniformBudget, ArithmeticGroupBudget, PyramidBudget]
 
 
 @hookimpl
 def windowkv_register_policies():
+    from windowkv.policies.baselines import BASELINE_PRESETS
     from windowkv.policies.presets import BUILTIN_PRESETS
 
-    return list(BUILTIN_PRESETS)
+    return [*BUILTIN_PRESETS, *BASELINE_PRESETS]
