@@ -178,12 +178,10 @@ def test_allocators_reject_impossible_inputs(average, layers):
             allocator(average, layers)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Budget(tokens=...) accepts non-integers (2.5 'tokens')")
 def test_budget_tokens_must_be_an_integer():
     with pytest.raises(ValueError, match="integer"):
         Budget(tokens=2.5)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Budget(ratio=1) (an int) writes 1 to configs, read back as 1 token")
 def test_integer_ratio_round_trips_as_a_ratio():
     assert Budget.of(Budget(ratio=1).to_config()) == Budget(ratio=1.0)

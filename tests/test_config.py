@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from windowkv import ConfigError, Policy, load_policy, resolve_policy
@@ -123,7 +123,6 @@ def test_preset_overrides_merge_component_parameters():
     assert Policy.from_config({"preset": "windowkv", "budget": 4, "name": "mine"}, REGISTRIES).name == "mine"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: from_preset's positional 'name' shadows the 'name' config override")
 def test_preset_name_override_through_from_preset():
     assert Policy.from_preset("windowkv", budget=0.25, name="mine").name == "mine"
 
@@ -204,27 +203,20 @@ def test_policy_round_trips_through_files(fmt, policy, tmp_path_factory):
 
 @given(policy=policies())
 def test_policy_round_trips_through_toml_files(policy, tmp_path_factory):
-    """TOML has no null and cannot carry every string; see the xfail tests below for both."""
+    """None values are left out of TOML (it has no null) and restored as defaults."""
     config = policy.to_config()
-    if "null" in json.dumps(config) or any(ord(c) > 0xFFFF for c in policy.name):
-        assume(False)  # covered by the reproducers below
     path = tmp_path_factory.mktemp("cfg") / "policy.toml"
     write_config_file(config, path)
     assert load_policy(path) == policy
 
 
-TOML_NULL_BUG = "bug: config._to_toml writes None (window_max's default top_k) as null, which is not TOML"
-
-
-@pytest.mark.parametrize("fmt", [
-    "yaml", "json", pytest.param("toml", marks=pytest.mark.xfail(strict=True, reason=TOML_NULL_BUG))])
+@pytest.mark.parametrize("fmt", ["yaml", "json", "toml"])
 def test_windowkv_preset_round_trips_through_files(fmt, tmp_path):
     policy = Policy.from_preset("windowkv", budget=0.25)
     write_config_file(policy.to_config(), tmp_path / f"p.{fmt}")
     assert load_policy(tmp_path / f"p.{fmt}") == policy
 
 
-@pytest.mark.xfail(strict=True, reason=TOML_NULL_BUG)
 def test_toml_writer_handles_none_values(tmp_path):
     policy = Policy.from_preset("windowkv", budget=0.25)
     assert policy.to_config()["profiles"]["qa"]["selector"]["top_k"] is None
@@ -232,7 +224,6 @@ def test_toml_writer_handles_none_values(tmp_path):
     assert load_policy(tmp_path / "p.toml") == policy
 
 
-@pytest.mark.xfail(strict=True, reason="bug: config._to_toml escapes non-BMP characters as surrogate pairs")
 def test_toml_writer_handles_characters_outside_the_bmp(tmp_path):
     policy = Policy(0.5, name="kv 😀")
     write_config_file(policy.to_config(), tmp_path / "p.toml")

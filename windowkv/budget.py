@@ -28,8 +28,14 @@ class Budget:
     def __post_init__(self) -> None:
         if (self.tokens is None) == (self.ratio is None):
             raise ValueError("a budget is either a token count or a ratio, not both or neither")
-        if self.tokens is not None and (isinstance(self.tokens, bool) or self.tokens < 1):
+        if self.tokens is not None and (
+            isinstance(self.tokens, bool) or not isinstance(self.tokens, int) or self.tokens < 1
+        ):
             raise ValueError(f"a token budget must be an integer >= 1 (got {self.tokens!r})")
+        if self.ratio is not None:
+            if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)):
+                raise ValueError(f"a ratio budget must be a number in (0, 1] (got {self.ratio!r})")
+            object.__setattr__(self, "ratio", float(self.ratio))
         if self.ratio is not None and not (0.0 < self.ratio <= 1.0):
             raise ValueError(f"a ratio budget must be in (0, 1] (got {self.ratio!r})")
 

@@ -23,7 +23,7 @@ from windowkv.run import CompressionRun, LayerInputs, LayerSelection, ProfileGro
 from windowkv.scorers import Scorer, SuffixAttentionScorer
 from windowkv.selectors import Selector, WindowAverageSelector, WindowMaxSelector
 from windowkv.sharing import GroupSharing, IndexSharing
-from windowkv.tensor_ops import align_left, mask_to_positions, unalign_left, valid_prefix
+from windowkv.tensor_ops import align_left, mask_to_positions, unalign_left
 
 if TYPE_CHECKING:
     from windowkv.hf.apply import CompressionHandle
@@ -182,9 +182,9 @@ class Policy:
             raise ConfigError(exc.errors, source) from None
 
     @classmethod
-    def from_preset(cls, name: str, budget: int | float | str | None = None, **overrides: Any) -> Policy:
+    def from_preset(cls, preset: str, /, budget: int | float | str | None = None, **overrides: Any) -> Policy:
         """A registered preset (e.g. ``"windowkv"``, ``"full"``) with a budget and config overrides."""
-        cfg: dict[str, Any] = {"preset": name, **overrides}
+        cfg: dict[str, Any] = {"preset": preset, **overrides}
         if budget is not None:
             cfg["budget"] = budget
         return cls.from_config(cfg)

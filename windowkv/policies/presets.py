@@ -54,6 +54,14 @@ BUILTIN_PRESETS = (
         ("reference",),
     ),
     Preset(
+        "windowkv_deep_leader",
+        {**WINDOWKV_CONFIG, "sharing": {"type": "groups", "group_size": 8, "leader_layer": "last"}},
+        "WindowKV whose layer groups share the selection of their last (deepest) layer instead of the "
+        "first; better needle retrieval on small models at the same scoring cost.",
+        "Zuo et al., WindowKV, arXiv 2503.17922 (2025); leader choice: windowkv",
+        ("variant",),
+    ),
+    Preset(
         "full",
         {
             "budget": 1.0,

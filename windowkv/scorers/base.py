@@ -5,7 +5,6 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import ClassVar
 
-import torch
 from torch import Tensor
 
 from windowkv.component import Component

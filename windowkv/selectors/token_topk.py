@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import Field
-from torch import Tensor
 
 from windowkv.selectors.base import HeadMode
 from windowkv.selectors.window_average import WindowAverageSelector
