@@ -13,12 +13,12 @@ print(load_policy("policy.yaml", budget=512).budget)  # keyword overrides replac
 from windowkv import Policy
 
 same = Policy.from_preset(
-    "windowkv", budget=0.12,
+    "windowkv", budget=0.12, name="windowkv_g4",
     sharing={"group_size": 4},  # no "type": update the preset's component
     allocator={"group_size": 4},
     profiles={"qa": {"selector": {"heads": "per_kv_head"}}},
 )
-assert same.to_config() == {**policy.to_config(), "name": "windowkv"}  # the preset's name: use from_config to rename
+assert same == policy
 uniform = Policy.from_preset("windowkv", budget=0.12, allocator={"type": "uniform"})  # new "type": replace it
 print(repr(uniform.allocator))
 # --8<-- [end:preset]
