@@ -95,27 +95,30 @@ def plot_needle_grid(rows: Sequence[Mapping[str, Any]], path: str | Path, *, tit
     cols = min(columns, len(variants))
     nrows = math.ceil(len(variants) / cols)
     depths = len(needle_matrix(rows)[1])
-    fig, axes = plt.subplots(nrows, cols, figsize=(cols * (0.9 * max(depths, 3) + 1.6) + 1.2, nrows * 3.6 + 0.8),
-                             squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(cols * (0.8 * max(depths, 3) + 1.4) + 1.0, nrows * 2.9 + 0.9),
+                             squeeze=False, layout="constrained")
     image = None
-    for ax, (policy, budget) in zip(axes.flat, variants):
+    for i, (ax, (policy, budget)) in enumerate(zip(axes.flat, variants)):
         sub = [r for r in rows if str(r.get("policy")) == policy and str(r.get("budget")) == budget]
-        label = policy if policy == "full" else f"{policy} @ {_budget_text(budget, sub)}"
+        label = "full cache" if policy == "full" else f"{policy} @ {_budget_text(budget, sub, short=True)}"
         image = _draw_heatmap(ax, sub, label, metric, short=True)
+        if i % cols:
+            ax.set_ylabel("")
+        if i + cols < len(variants):  # another panel below: its x label says it
+            ax.set_xlabel("")
     for ax in list(axes.flat)[len(variants):]:
         ax.set_visible(False)
-    for ax in list(axes.flat)[: len(variants)]:
-        if ax not in axes[:, 0]:
-            ax.set_ylabel("")
-    fig.colorbar(image, ax=axes.ravel().tolist(), label=f"mean {_metric_name(rows, metric)}", shrink=0.9)
-    fig.suptitle(title or "Needle in a haystack: policies x budgets", fontsize=13, fontweight="bold")
+    fig.colorbar(image, ax=axes.ravel().tolist(), label=f"mean {_metric_name(rows, metric)}", shrink=0.8)
+    kinds = {r.get("budget_kind") for r in rows if r.get("policy") != "full"}
+    note = " (budget: % of the review tokens kept per layer)" if kinds == {"ratio"} else ""
+    fig.suptitle(title or f"Needle in a haystack: policies x budgets{note}", fontsize=13, fontweight="bold")
     return _save(fig, path, plt)
 
 
-def _budget_text(budget: str, rows: Sequence[Mapping[str, Any]]) -> str:
+def _budget_text(budget: str, rows: Sequence[Mapping[str, Any]], short: bool = False) -> str:
     kind = next((r.get("budget_kind") for r in rows if r.get("budget_kind")), None)
     if kind == "ratio":
-        return f"{float(budget) * 100:g}% of review"
+        return f"{float(budget) * 100:g}%" + ("" if short else " of review")
     if kind == "tokens":
         return f"{budget} tokens"
     return str(budget)
@@ -136,7 +139,7 @@ def plot_score_vs_budget(rows: Sequence[Mapping[str, Any]], path: str | Path, *,
         raise ValueError("no scored rows to plot")
     kinds = {r.get("budget_kind") for r in scored if r.get("policy") != "full"}
     value = (lambda g: g["score"]) if metric is None else (lambda g: g["scores"].get(metric))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
     policies = list(dict.fromkeys(str(g["policy"]) for g in groups))
     for policy in policies:
         pts = [g for g in groups if g["policy"] == policy]
@@ -158,13 +161,13 @@ def plot_score_vs_budget(rows: Sequence[Mapping[str, Any]], path: str | Path, *,
         ax.set_ylabel(f"mean {name}")
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=9, loc="best")
+    handles, labels = left.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=9, title="policy")
     left.set_title("score vs budget")
     right.set_title("score vs KV cache kept")
     lengths = sorted({r["length"] for r in scored if r.get("length") is not None})
     span = f" ({len(scored)} runs, lengths {lengths[0]}–{lengths[-1]} tokens)" if lengths else ""
     fig.suptitle(title or f"Quality vs budget{span}", fontsize=13, fontweight="bold")
-    fig.tight_layout()
     return _save(fig, path, plt)
 
 
