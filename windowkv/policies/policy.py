@@ -131,7 +131,7 @@ class Policy:
     @classmethod
     def from_config(cls, config: Mapping[str, Any], registries: Registries | None = None,
                     source: str | None = None) -> Policy:
-        """Build a policy from a configuration dict (see ``docs/config.md``).
+        """Build a policy from a configuration dict (see ``docs/reference/config.md``).
 
         ``{"preset": NAME, ...}`` starts from a registered preset; other keys override it (component
         dicts without a new ``type`` update the preset's parameters). Errors name each field's path.
@@ -268,9 +268,14 @@ class Policy:
         """Choose the prompt positions layer ``layer_idx`` keeps; ``None`` when it keeps everything.
 
         Args:
-            keys, values: ``[B, H_kv, L, D]`` the layer's full prompt cache.
+            run: the run started by :meth:`start_run` for this prompt batch.
+            layer_idx: the layer, ``0 <= layer_idx < run.num_layers``.
+            keys: ``[B, H_kv, L, D]`` the layer's full prompt keys.
+            values: ``[B, H_kv, L, D]`` the layer's full prompt values.
             key_valid: ``[B, L]`` bool, False on left padding.
             project_queries: ``(start, end) -> [B, H_q, end - start, D]`` the layer's queries.
+            scaling: the layer's attention scale (usually ``D ** -0.5``).
+            num_key_value_groups: query heads per KV head.
 
         Returns:
             The kept positions ``[B, H, K]`` (``H`` is 1 when all profiles select head-shared) and their
