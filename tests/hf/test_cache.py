@@ -28,3 +28,17 @@ def test_each_layer_holds_its_kept_review_tokens_plus_suffix(family):
         model(token, past_key_values=cache, use_cache=True)
         for layer in range(6):
             assert cache.layers[layer].keys.shape[-2] == run.kept_bound(layer) + 1
+
+
+def test_an_explicit_empty_dynamic_cache_is_compressed():
+    """``DynamicCache()`` without a config creates its layers lazily, at their first update."""
+    from transformers import DynamicCache
+
+    model = tiny_model("llama")
+    ids = prompt(120, seed=31)
+    policy = Policy.from_preset("windowkv", budget=16)
+    with policy.apply(model, task="qa") as handle, torch.no_grad():
+        cache = DynamicCache()
+        model(ids, past_key_values=cache, use_cache=True)
+    assert handle.last_run.active
+    assert cache.layers[0].keys.shape[-2] == handle.last_run.kept_bound(0) == 16 + 32

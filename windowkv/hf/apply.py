@@ -49,12 +49,14 @@ def _cache_of(kwargs: dict[str, Any]) -> Any:
     return cache if cache is not None else kwargs.get("past_key_values")
 
 
-def _cache_layer(cache: Any, layer_idx: int) -> Any:
+def _cache_layer(cache: Any, layer_idx: int) -> Any | None:
     layers = getattr(cache, "layers", None)
-    if layers is None or layer_idx >= len(layers):
+    if layers is None:
         raise UnsupportedModelError(
             f"windowkv needs a transformers DynamicCache with per-layer storage; got {type(cache).__name__}"
         )
+    if layer_idx >= len(layers):
+        return None  # a DynamicCache() built without a config creates its layers at their first update
     layer = layers[layer_idx]
     if not hasattr(layer, "keys") or getattr(layer, "is_compileable", False) or "Static" in type(layer).__name__:
         raise UnsupportedModelError(
@@ -65,6 +67,8 @@ def _cache_layer(cache: Any, layer_idx: int) -> Any:
 
 
 def _physical_length(layer: Any) -> int:
+    if layer is None:
+        return 0
     keys = getattr(layer, "keys", None)
     if not getattr(layer, "is_initialized", keys is not None) or keys is None or keys.numel() == 0:
         return 0
