@@ -6,7 +6,7 @@
 #   scripts/demo.sh                       # ~3-5 minutes on 2 CPU cores after the set-up
 #   DEMO_LENGTHS=1024,2048,4096 DEMO_BUDGETS="0.12 0.25" scripts/demo.sh
 #   DEMO_POLICIES="full windowkv snapkv pyramidkv h2o" scripts/demo.sh      # registered presets only
-#   DEMO_THREADS=2 scripts/demo.sh        # on an idle machine
+#   DEMO_PROCS=1 DEMO_THREADS=2 scripts/demo.sh        # one process, two torch threads
 #   DEMO_MODEL=HuggingFaceTB/SmolLM2-360M-Instruct scripts/demo.sh        # any HF id or local path
 #   WINDOWKV_SKIP_BOOTSTRAP=1 WINDOWKV_VENV=/path/to/venv scripts/demo.sh   # use an existing environment
 #
@@ -19,8 +19,9 @@ LENGTHS=${DEMO_LENGTHS:-1024,2048}
 DEPTHS=${DEMO_DEPTHS:-0.1,0.5,0.9}
 BUDGETS=${DEMO_BUDGETS:-0.12 0.25}
 OUT=${DEMO_OUT:-runs/demo}
-# one torch thread: on 2 cores shared with anything else, 2 threads spin-wait and run ~5x slower;
-# on an idle machine DEMO_THREADS=2 is ~1.5x faster
+# two processes of one torch thread each (torchrun, examples sharded): on 2 cores this beats one
+# process of 2 threads, which spin-wait and run ~5x slower when anything else shares the cores
+PROCS=${DEMO_PROCS:-2}
 THREADS=${DEMO_THREADS:-1}
 WANTED=${DEMO_POLICIES:-full windowkv snapkv streaming_llm}
 
@@ -44,5 +45,11 @@ for b in $BUDGETS; do ARGS+=(--budget "$b"); done
 if [ -n "${DEMO_MODEL:-}" ]; then ARGS+=(--model "$DEMO_MODEL"); fi  # default: the embedded SmolLM2
 
 echo "==> comparing ${POLICIES[*]} at budgets $BUDGETS on needles (lengths $LENGTHS, depths $DEPTHS) -> $OUT"
-"$PY" -m windowkv compare needle "${ARGS[@]}" --lengths "$LENGTHS" --depths "$DEPTHS" --out "$OUT" --threads "$THREADS"
+if [ "$PROCS" -gt 1 ]; then
+  LAUNCH=("$PY" -m torch.distributed.run --standalone --nproc_per_node "$PROCS" -m windowkv)
+else
+  LAUNCH=("$PY" -m windowkv)
+fi
+OMP_NUM_THREADS=$THREADS "${LAUNCH[@]}" compare needle "${ARGS[@]}" --lengths "$LENGTHS" --depths "$DEPTHS" \
+  --out "$OUT" --threads "$THREADS"
 echo "==> done: table above; rows, summary and plots in $OUT/"
