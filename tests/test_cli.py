@@ -204,3 +204,20 @@ def test_plugins_in_a_real_process(real_runs):
     assert proc.returncode == 0, proc.stderr
     names = {(c["kind"], c["name"]) for c in json.loads(proc.stdout)["components"]}
     assert {("policy", "windowkv"), ("policy", "full"), ("scorer", "suffix_attention")} <= names
+
+
+def test_eval_ruler_tasks_and_longbench_files_on_a_tiny_model(model_dir, tmp_path):
+    ruler = invoke("eval", "ruler", "-t", "vt", "-t", "niah_single", "--model", str(model_dir), "--lengths", "300",
+                   "--max-new-tokens", "2", "--out", str(tmp_path / "ruler"), "--no-progress", "--no-plots")
+    assert ruler.exit_code == 0, ruler.output
+    assert {r["task"] for r in read_rows(tmp_path / "ruler" / RESULTS)} == {"ruler/vt", "ruler/niah_single"}
+    data = Path(__file__).parent / "eval" / "fixtures" / "longbench"
+    longbench = invoke("eval", "longbench", "-t", "hotpotqa", "--data", str(data), "--model", str(model_dir),
+                       "--max-new-tokens", "2", "--device-map", "auto", "--out", str(tmp_path / "lb"),
+                       "--no-progress", "--no-plots")
+    assert longbench.exit_code == 0, longbench.output
+    rows = read_rows(tmp_path / "lb" / RESULTS)
+    assert rows and all(r["task"] == "longbench/hotpotqa" and r["metric"] == "qa_f1" for r in rows)
+    assert all(r["length"] is None and "source_length" in r for r in rows)
+    summary = json.loads((tmp_path / "lb" / SUMMARY_JSON).read_text())
+    assert summary["config"]["device_map"] == "auto" and summary["config"]["max_length"] == 1024 - 512

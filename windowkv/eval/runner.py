@@ -167,9 +167,11 @@ def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, varia
         "id": example.id, "task": example.task, "policy": variant.label, "budget": variant.budget,
         "budget_kind": "tokens" if variant.policy.budget.tokens is not None else "ratio",
         "budget_value": variant.policy.budget.to_config(), "policy_hash": variant.fingerprint,
-        "model": model_name, "length": example.meta.get("length"), "depth": example.meta.get("depth"),
+        "model": model_name, "length": _grid_length(example), "depth": example.meta.get("depth"),
         "metric": example.metric, "prompt_tokens": prompt_tokens,
     }
+    if example.task.startswith("longbench/"):
+        row["source_length"] = example.meta.get("length")  # LongBench's own count (words), not a grid length
     limit = info.max_positions
     if limit is not None and prompt_tokens + example.max_new_tokens > limit:
         row["skipped"] = (f"prompt of {prompt_tokens} tokens + {example.max_new_tokens} new tokens exceeds the "
@@ -189,6 +191,11 @@ def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, varia
         "rank": rank, "seed": seed, "finished_at": round(time.time(), 3),
     })
     return row
+
+
+def _grid_length(example: Example) -> int | None:
+    """The prompt length the example was generated for (synthetic tasks); None for LongBench records."""
+    return None if example.task.startswith("longbench/") else example.meta.get("length")
 
 
 def _check_compatible(rows: Sequence[Mapping[str, Any]], variants: Sequence[Variant], model_name: str) -> None:
