@@ -21,6 +21,10 @@ VARIANTS = {
     "deep_leader": {"sharing": {"leader_layer": "last"}},
     "deep_leader_g4": {"sharing": {"leader_layer": "last", "group_size": 4}},
     "no_sharing": {"sharing": {"type": "none"}},
+    "chunks": {"sharing": {"type": "none"}, "allocator": {"type": "uniform"},
+               "profiles": {"qa": {"selector": {"type": "window_average"}}}},
+    "token_topk": {"sharing": {"type": "none"}, "allocator": {"type": "uniform"},
+                   "profiles": {"qa": {"selector": {"type": "token_topk"}}}},
 }
 DEPTHS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
