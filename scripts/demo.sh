@@ -3,7 +3,7 @@
 # baselines that are registered (snapkv, streaming_llm, ...) on needle-in-a-haystack prompts with the
 # embedded SmolLM2-135M-Instruct model; print the table and write the plots into runs/demo/.
 #
-#   scripts/demo.sh                       # ~3-5 minutes on 2 CPU cores after the set-up
+#   scripts/demo.sh                       # ~4-6 minutes on 2 CPU cores after the set-up
 #   DEMO_LENGTHS=1024,2048,4096 DEMO_BUDGETS="0.12 0.25" scripts/demo.sh
 #   DEMO_POLICIES="full windowkv snapkv pyramidkv h2o" scripts/demo.sh      # registered presets only
 #   DEMO_PROCS=1 DEMO_THREADS=2 scripts/demo.sh        # one process, two torch threads
@@ -23,7 +23,7 @@ OUT=${DEMO_OUT:-runs/demo}
 # process of 2 threads, which spin-wait and run ~5x slower when anything else shares the cores
 PROCS=${DEMO_PROCS:-2}
 THREADS=${DEMO_THREADS:-1}
-WANTED=${DEMO_POLICIES:-full windowkv snapkv streaming_llm}
+WANTED=${DEMO_POLICIES:-full windowkv windowkv_no_sharing snapkv streaming_llm}
 
 if [ "${WINDOWKV_SKIP_BOOTSTRAP:-0}" != "1" ]; then
   scripts/bootstrap.sh
