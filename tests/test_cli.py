@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from tests.eval.tiny_model import save_tiny_model
@@ -22,12 +21,7 @@ BAD = ("preset: windowkv\nbudget: 0.12\nsharing: {type: groups, group_size: 0}\n
        "profiles:\n  qa: {selector: {type: window_maxx}, suffix_size: 32}\ncolour: blue\n")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

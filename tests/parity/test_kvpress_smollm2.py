@@ -8,7 +8,6 @@ runs load the cached safetensors copy. Prints the overlap of each policy (``-s``
 from __future__ import annotations
 
 import pytest
-import torch
 
 pytestmark = [pytest.mark.parity, pytest.mark.slow]
 kvpress = pytest.importorskip(

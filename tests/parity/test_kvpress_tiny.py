@@ -10,9 +10,8 @@ Each case prints its measured overlap (``-s`` or ``-rA`` shows it).
 from __future__ import annotations
 
 import pytest
-import torch
 
-pytestmark = pytest.mark.parity
+pytestmark = [pytest.mark.parity, pytest.mark.usefixtures("one_torch_thread")]
 kvpress = pytest.importorskip(
     "kvpress", reason="kvpress is not installed (it pins transformers < 5.3): build .venv-parity with "
     "scripts/parity_env.sh and run the suite there"
@@ -25,14 +24,6 @@ from tests.parity.harness import kvpress_kept, prefill_keys, windowkv_kept  # no
 
 LENGTH = 256
 CHUNK_LENGTH = 240  # ChunkKV: a multiple of the chunk length (20)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("ratio", [0.25, 0.5, 0.8])

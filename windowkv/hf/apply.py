@@ -184,7 +184,7 @@ class CompressionHandle:
         idx = module.layer_idx
         if state is None or idx in state.prompt_slots or idx in state.deferred_layers:
             return None
-        leader = self.policy.sharing(idx, self.num_layers)
+        leader = state.run.leaders[idx]
         if leader > idx and idx in state.prefill_inputs:
             # the leader scores later: this layer's cache is evicted right after the leader's
             state.deferred.setdefault(leader, []).append(module)
