@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from windowkv.budgets import ArithmeticGroupBudget, PyramidBudget, UniformBudget
-from windowkv.classifiers import FixedClassifier, KeywordClassifier
+from windowkv.classifiers import DatasetClassifier, EmbeddingClassifier, EncoderClassifier, FixedClassifier, KeywordClassifier
 from windowkv.plugins.hookspecs import hookimpl
 from windowkv.scorers import (
     CumulativeAttentionScorer,
@@ -31,7 +31,7 @@ def windowkv_register_scorers():
 
 @hookimpl
 def windowkv_register_classifiers():
-    return [FixedClassifier, KeywordClassifier]
+    return [FixedClassifier, KeywordClassifier, EmbeddingClassifier, EncoderClassifier, DatasetClassifier]
 
 
 @hookimpl
