@@ -8,8 +8,10 @@ records, and Python code cut from the standard library's own source files (PSF l
     {"id": "few_shot-07-003", "family": "few_shot", "label": "other", "split": "train",
      "template": "few_shot/07", "prompt": "..."}
 
-Splits: the last ``HELD_OUT`` templates of each family make ``test`` (unseen phrasings); the other
-prompts are split 85/15 into ``train`` and ``val`` at random. ``python -m windowkv.classifiers.prompt_set``
+Besides the hand-written templates, each family gets ``COMPOSED_PER_FAMILY`` prompts composed from a
+short request (``CORES``), a layout and neutral opening/closing words. Splits: the last ``HELD_OUT``
+hand-written templates of each family make ``test`` (unseen phrasings); the other prompts, composed
+ones included, are split 85/15 into ``train`` and ``val`` at random. ``python -m windowkv.classifiers.prompt_set``
 rebuilds ``windowkv/data/prompt_set.jsonl.gz``; see ``windowkv/data/PROMPT_SET.md``.
 """
 
@@ -27,10 +29,20 @@ import sysconfig
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from windowkv.classifiers.prompt_templates import FAMILY_LABELS, HELD_OUT, TEMPLATES
+from windowkv.classifiers.prompt_templates import (
+    CLOSERS,
+    CORES,
+    FAMILY_LABELS,
+    FEW_SHOT_LAYOUTS,
+    HELD_OUT,
+    LAYOUTS,
+    OPENERS,
+    TEMPLATES,
+)
 from windowkv.eval.haystack import sentences, word_list
 
 PER_TEMPLATE = 11
+COMPOSED_PER_FAMILY = 70
 SPLITS = ("train", "val", "test")
 NAMES = ("Ada", "Bram", "Celia", "Dmitri", "Elena", "Farid", "Greta", "Hugo", "Ines", "Jonas", "Kiri", "Lena",
          "Marco", "Nadia", "Omar", "Priya", "Quentin", "Rosa", "Sven", "Tomas", "Uma", "Viktor", "Wen", "Yara")
@@ -302,6 +314,22 @@ def build(seed: int = 0, per_template: int = PER_TEMPLATE, val_share: float = 0.
                 split = "test" if held_out else ("val" if rng.random() < val_share else "train")
                 yield {"id": f"{family}-{t:02d}-{i:03d}", "family": family, "label": FAMILY_LABELS[family],
                        "split": split, "template": f"{family}/{t:02d}", "prompt": make_prompt(family, template, rng)}
+        for i in range(COMPOSED_PER_FAMILY):
+            c = rng.randrange(len(CORES[family]))
+            split = "val" if rng.random() < val_share else "train"
+            yield {"id": f"{family}-c{c:02d}-{i:03d}", "family": family, "label": FAMILY_LABELS[family],
+                   "split": split, "template": f"{family}/c{c:02d}",
+                   "prompt": make_prompt(family, compose(CORES[family][c], family == "few_shot", rng), rng)}
+
+
+def compose(core: str, few_shot: bool, rng: random.Random) -> str:
+    """A template from a short request (``CORES``), a layout and neutral opening/closing words."""
+    tag, core = re.match(r"(\[\w+\])?(.*)", core, flags=re.S).groups()
+    layout = rng.choice(FEW_SHOT_LAYOUTS if few_shot else LAYOUTS)
+    parts = {"{opener}": rng.choice(OPENERS), "{closer}": rng.choice(CLOSERS), "{core}": core}
+    for slot, text in parts.items():
+        layout = layout.replace(slot, text)
+    return (tag or "") + layout
 
 
 def load(split: str | None = None, path: str | Path | None = None) -> list[dict[str, Any]]:

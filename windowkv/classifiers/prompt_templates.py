@@ -176,3 +176,64 @@ FAMILY_LABELS: dict[str, str] = {
     "code_completion": "other",
     "counting": "other",
 }
+
+#: short requests, combined with neutral openers/closers and layouts into more training phrasings
+#: (written for windowkv); composed prompts go to train/val only, never to test
+CORES: dict[str, list[str]] = {
+    "single_doc_qa": [
+        "{question}", "Answer this: {question}", "Question: {question}", "Find in the {doc_kind}: {question_lower}",
+        "Use the {doc_kind} to respond. {question}", "Quick check on a detail - {question_lower}",
+        "From the text, {question_lower}", "I want to know one thing. {question}", "Tell me, {question_lower}",
+        "Reply with the exact detail: {question}", "Which line of the {doc_kind} settles this? {question}",
+        "Q: {question}",
+    ],
+    "multi_doc_qa": [
+        "Combine the passages to answer: {question}", "{question} (the answer needs more than one passage)",
+        "Using all the documents, {question_lower}", "Question about the passages: {question}",
+        "Link the relevant facts across sources. {question}", "Several passages are relevant. {question}",
+        "Answer from the numbered passages: {question}", "Multi-hop question: {question}",
+        "Consult the passages, then {question_lower}",
+    ],
+    "retrieval": [
+        "[needle]What is the number for {key}?", "[needle]Return the value given for {key}.",
+        "[needle]Find the hidden fact about {key} and quote its number.",
+        "[needle]Somewhere in the text {key} comes with a number. Which number?",
+        "[passkey]What is the pass key?", "[passkey]Recover the pass key from the noise.",
+        "[kv]Look up \"{key}\" in the JSON.", "[kv]Give the value stored under {key}.", "[records]Look up {key}.",
+        "[records]What value does {key} have?", "[log]Copy the register content for line {key}.",
+        "[abstract]Which paragraph does this abstract describe? {abstract}",
+        "[abstract]Match the abstract to its paragraph: {abstract}", "[vt]Which variables end up holding {value}?",
+    ],
+    "summarisation": [
+        "Summarize the {doc_kind}.", "Write a summary.", "Give the gist.", "Sum up the main ideas of the {doc_kind}.",
+        "Provide a brief synopsis.", "What is the {doc_kind} about, overall?",
+        "Describe the content of the {doc_kind} in a paragraph.", "Highlight the key points.",
+        "Create a short report of what was discussed.", "Paraphrase the whole {doc_kind} in a few lines.",
+        "Write the headline and a two-sentence summary.", "Outline the {doc_kind}.",
+    ],
+    "few_shot": [
+        "Label the last item like the examples.", "Follow the examples.", "Answer in the same style as the examples.",
+        "Continue the pattern.", "Use the demonstrations to complete the final entry.", "Complete the last one.",
+        "Classify the final input.", "Examples come first; do the last one yourself.",
+    ],
+    "code_completion": [
+        "Complete the code.", "Finish this function.", "Write the rest of the file.",
+        "Continue the code from where it stops.", "Predict the next line.", "Generate the next statement.",
+        "What comes next in this program?", "Resume the code.", "Code completion:", "Complete the Python below.",
+    ],
+    "counting": [
+        "[duplicates]How many unique paragraphs are there?", "[duplicates]Count the distinct passages.",
+        "[duplicates]After removing repeats, how many paragraphs remain?", "[words]Which words appear most often?",
+        "[words]Rank the {n} commonest words.", "[words]What are the most frequent items?",
+        "[coded]Which coded words occur most frequently?", "[text]Count how often \"{word}\" is used.",
+        "[text]What is the total number of sentences?", "[text]Which {n} words are used the most?",
+        "[passages]How many passages mention {key}?", "[passages]Count the cities mentioned in all passages.",
+        "[transcript]How many speakers take part?", "[transcript]Count the turns of each speaker.",
+    ],
+}
+OPENERS = ("", "Read carefully.\n", "Here is some material.\n", "Below is a document.\n", "You will be given a text.\n",
+           "Consider the following.\n", "### Input\n", "Context follows.\n")
+CLOSERS = ("", " Be brief.", " Do not explain.", " Keep it short.", " Reply in English.")
+LAYOUTS = ("{opener}{core}\n\n{doc}", "{opener}{doc}\n\n{core}{closer}", "{core}\n\n{doc}\n\n{core}{closer}",
+           "{opener}\n{doc}\n{core}")
+FEW_SHOT_LAYOUTS = ("{core}\n\n{doc}\n{query}", "{doc}\n{core}\n{query}", "{opener}{doc}\n\n{query}")
