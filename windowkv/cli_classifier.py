@@ -50,8 +50,12 @@ def train(
                                                 "folder (user cache).")] = None,
     base: Annotated[Optional[str], typer.Option("--base", help="Encoder to start from (HF id or folder); "
                                                 "default: the offline all-MiniLM-L6-v2.")] = None,
-    head_tokens: Annotated[int, typer.Option("--head-tokens", min=0, help="First tokens read.")] = 256,
-    tail_tokens: Annotated[int, typer.Option("--tail-tokens", min=0, help="Last tokens read.")] = 256,
+    head_tokens: Annotated[Optional[int], typer.Option("--head-tokens", min=0, help="First tokens read "
+                                                       "(default: embedding 32, encoder 256).")] = None,
+    tail_tokens: Annotated[Optional[int], typer.Option("--tail-tokens", min=0, help="Last tokens read "
+                                                       "(default: embedding 32, encoder 256).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Fine-tune on at most this many "
+                                                 "train prompts (encoder; a quick CPU run).")] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Fine-tuning epochs (encoder).")] = 2,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate (encoder).")] = 5e-5,
     data: DataOpt = None,
@@ -68,12 +72,18 @@ def train(
             raise ValueError(f"unknown classifier kind {kind!r}; choose embedding or encoder")
         _setup(threads)
         rows = load(path=data)
+        default = 32 if kind == "embedding" else 256
+        head_tokens = default if head_tokens is None else head_tokens
+        tail_tokens = default if tail_tokens is None else tail_tokens
         if kind == "embedding":
             result = train_embedding(rows, out or Path("runs/embedding-head"), encoder=base, head=head_tokens,
                                      tail=tail_tokens, track=_track(err))
         else:
             from windowkv.classifiers.encoder import default_encoder_dir
 
+            if limit:  # an even sample of the train split
+                train_rows = [r for r in rows if r["split"] == "train"]
+                rows = train_rows[:: max(1, len(train_rows) // limit)][:limit]
             result = train_encoder(rows, out or default_encoder_dir(), base=base, head=head_tokens,
                                    tail=tail_tokens, epochs=epochs, lr=lr, track=_track(err))
     stdout.print_json(json.dumps(result))
@@ -117,7 +127,7 @@ def eval_cmd(
             if component.name == "dataset":  # the oracle: one dataset classifier per prompt's family
                 component = _Oracle(rows)
             result = evaluate(component, rows, track=_track(err))
-            if latency_tokens:
+            if latency_tokens and not isinstance(component, _Oracle):
                 result["median_ms"] = round(1000 * latency(component, latency_tokens), 2)
             results[spec] = result
     table = Table(title=f"task classifiers on the {split} split ({len(rows)} prompts)", header_style="bold")

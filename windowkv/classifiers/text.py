@@ -79,12 +79,23 @@ def _ids(tokenizer: Any, text: str) -> list[int]:
 
 
 def head_tail_ids(tokenizer: Any, text: str, head: int = 256, tail: int = 256,
-                  chars_per_token: int = 8) -> tuple[list[int], list[int]]:
+                  chars_per_token: int = 8, paragraphs: bool = False) -> tuple[list[int], list[int]]:
     """The first ``head`` and last ``tail`` token ids of ``text`` (overlapping for short texts).
 
     Only the first and last ``chars_per_token x head|tail`` characters are tokenised (widened
-    while they yield too few tokens), never the whole of a long prompt.
+    while they yield too few tokens), never the whole of a long prompt. With ``paragraphs``, the
+    head stops at the first blank line and the tail starts after the last one when they fall in
+    those characters: an instruction set off from the document is read without the document.
     """
+    if paragraphs:
+        stripped = text.strip()
+        first_break = stripped.find("\n\n", 0, head * chars_per_token)
+        last_break = stripped.rfind("\n\n", max(len(stripped) - tail * chars_per_token, 0))
+        head_text = stripped[:first_break] if first_break > 0 else text
+        tail_text = stripped[last_break + 2:] if last_break > 0 else text
+        return (head_tail_ids(tokenizer, head_text, head, 0, chars_per_token)[0],
+                head_tail_ids(tokenizer, tail_text, 0, tail, chars_per_token)[1])
+
     def edge(n: int, first: bool) -> list[int]:
         chars = n * chars_per_token
         while True:
