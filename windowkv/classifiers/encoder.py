@@ -17,10 +17,8 @@ from typing import Any, ClassVar, Optional, Sequence
 
 from pydantic import Field
 
-from windowkv.classifiers.base import TaskClassifier
-from windowkv.classifiers.text import ClassifierLoadError, Level, check_texts, empty_prediction, level_labels
-from windowkv.classifiers.text import encoder_inputs, mean_probs_to_level, warn_if_not_english
-from windowkv.run import TaskPrediction
+from windowkv.classifiers.learned import LearnedClassifier
+from windowkv.classifiers.text import ClassifierLoadError, encoder_inputs
 
 INFO_FILE = "windowkv_classifier.json"
 
@@ -53,7 +51,7 @@ def load_sequence_classifier(path: str, device: str = "cpu") -> tuple[Any, Any, 
     return tokenizer, model, info
 
 
-class EncoderClassifier(TaskClassifier):
+class EncoderClassifier(LearnedClassifier):
     """A fine-tuned sequence classifier reads ``[CLS]`` + the prompt's first and last tokens + ``[SEP]``.
 
     Empty prompts get ``other`` (logged once); a missing or unreadable ``model`` folder raises
@@ -64,31 +62,17 @@ class EncoderClassifier(TaskClassifier):
 
     model: Optional[str] = Field(None, description="Folder of a classifier fine-tuned by `windowkv classifier "
                                  "train encoder`; default: <user cache>/windowkv/classifiers/encoder.")
-    level: Level = Field("task", description="task: qa/other; family: the seven LongBench task families.")
-    device: str = Field("cpu", description="Device of the encoder.")
     batch_size: int = Field(8, ge=1, description="Prompts per forward pass.")
 
-    def labels(self) -> tuple[str, ...]:
-        return level_labels(self.level)
-
-    def classify(self, prompts: Sequence[str | None]) -> list[TaskPrediction]:
+    def probabilities(self, texts: Sequence[str]) -> tuple[Any, Sequence[str], int]:
         import torch
 
-        usable = check_texts(prompts, self.name)
-        texts = [p for p, ok in zip(prompts, usable) if ok]
-        out = [empty_prediction(self.level)] * len(prompts)
-        if not texts:
-            return out
         tokenizer, model, info = load_sequence_classifier(self.model or str(default_encoder_dir()), self.device)
         head, tail = info["head_tokens"], info["tail_tokens"]
         probs = []
         for start in range(0, len(texts), self.batch_size):
-            chunk = texts[start:start + self.batch_size]
-            for text in chunk:
-                warn_if_not_english(text[: 8 * head] + text[-8 * tail:], self.name)
-            inputs = encoder_inputs(tokenizer, chunk, head, tail)
+            inputs = encoder_inputs(tokenizer, texts[start:start + self.batch_size], head, tail)
             with torch.inference_mode():
                 logits = model(**{k: v.to(model.device) for k, v in inputs.items()}).logits
             probs.append(torch.softmax(logits.float(), dim=-1).cpu())
-        predictions = iter(mean_probs_to_level(torch.cat(probs), info["classes"], self.level))
-        return [next(predictions) if ok else p for p, ok in zip(out, usable)]
+        return torch.cat(probs), info["classes"], 8 * max(head, tail)
