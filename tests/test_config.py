@@ -113,7 +113,8 @@ def test_windowkv_preset_has_the_paper_defaults():
     assert config["profiles"]["qa"]["selector"]["type"] == "window_max"
     assert config["profiles"]["other"]["selector"]["type"] == "window_average"
     assert config["profiles"]["qa"]["selector"]["window_size"] == 8
-    assert {**Policy(128).to_config(), "name": "windowkv"} == config
+    assert config["classifier"]["type"] == "embedding"  # learned; Policy()'s default stays the keyword heuristic
+    assert {**Policy(128).to_config(), "name": "windowkv", "classifier": config["classifier"]} == config
 
 
 def test_preset_overrides_merge_component_parameters():

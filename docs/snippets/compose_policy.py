@@ -26,7 +26,7 @@ print(repr(uniform.allocator))
 # --8<-- [start:python]
 from windowkv import Profile
 from windowkv.budgets import ArithmeticGroupBudget, UniformBudget
-from windowkv.classifiers import FixedClassifier, KeywordClassifier
+from windowkv.classifiers import EmbeddingClassifier, FixedClassifier
 from windowkv.scorers import SuffixAttentionScorer
 from windowkv.selectors import TokenTopKSelector, WindowAverageSelector, WindowMaxSelector
 from windowkv.sharing import GroupSharing, NoSharing
@@ -34,7 +34,7 @@ from windowkv.sharing import GroupSharing, NoSharing
 composed = Policy(
     0.12,
     scorer=SuffixAttentionScorer(),
-    classifier=KeywordClassifier(),
+    classifier=EmbeddingClassifier(),  # MiniLM + the shipped head; KeywordClassifier() needs no model
     allocator=ArithmeticGroupBudget(group_size=4, beta=14),
     sharing=GroupSharing(group_size=4),
     profiles={

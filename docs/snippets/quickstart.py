@@ -11,7 +11,7 @@ filler = "The grass is green. The sky is blue. The sun is yellow. Here we go. " 
 document = filler + "The special magic number is 7481. " + filler
 messages = [{"role": "user", "content": document + "\nWhat is the special magic number?"}]
 inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-with policy.apply(model, tokenizer) as handle:  # the keyword classifier reads the prompt: profile "qa"
+with policy.apply(model, tokenizer) as handle:  # the task classifier reads the prompt: profile "qa"
     out = model.generate(**inputs, max_new_tokens=16, do_sample=False)
 print(tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
 print(handle.last_run.kept_tokens())  # prompt tokens kept in each layer's cache (per row)

@@ -36,7 +36,7 @@ class Preset:
 
 WINDOWKV_CONFIG: dict[str, Any] = {
     "scorer": {"type": "suffix_attention"},
-    "classifier": {"type": "keyword"},
+    "classifier": {"type": "embedding"},
     "allocator": {"type": "arithmetic_groups", "group_size": 8, "beta": 14.0},
     "sharing": {"type": "groups", "group_size": 8},
     "profiles": {
@@ -52,6 +52,14 @@ BUILTIN_PRESETS = (
         "Task-adaptive windows, decreasing group budgets and index sharing in groups of 8 layers.",
         "Zuo et al., WindowKV, arXiv 2503.17922 (2025)",
         ("reference",),
+    ),
+    Preset(
+        "windowkv_keyword",
+        {**WINDOWKV_CONFIG, "classifier": {"type": "keyword"}},
+        "WindowKV with the keyword heuristic as task classifier (no model to load; less accurate on "
+        "phrasings it was not written for).",
+        "Zuo et al., WindowKV, arXiv 2503.17922 (2025); classifier: windowkv",
+        ("variant",),
     ),
     Preset(
         "windowkv_deep_leader",
