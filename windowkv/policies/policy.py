@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -324,6 +324,32 @@ class Policy:
             return None  # a leader that only scored for its followers
         positions, valid = mask_to_positions(keep, run.kept_bound(layer_idx, heads))
         return LayerSelection(positions, valid)
+
+    # ------------------------------------------------------------------ lifecycle hooks
+
+    #: call :meth:`on_decode_step` every this many decode steps (``None``: never)
+    decode_interval: ClassVar[int | None] = None
+
+    def on_prefill_end(self, run: CompressionRun, cache: Any) -> None:
+        """After the prefill compressed every layer of ``cache`` (a transformers ``Cache``). No-op.
+
+        ``cache.layers[l]`` is a :class:`~windowkv.cache.CompressedLayer` for each layer of an active run.
+        """
+
+    def on_decode_step(self, run: CompressionRun | None, cache: Any, step: int) -> None:
+        """Every :attr:`decode_interval` decode steps, before the step's forward (``step`` counts from 1).
+
+        Decode-time eviction re-scores ``cache``'s layers here. ``run`` is ``None`` for a cache this
+        handle did not prefill (a deep copy). No-op.
+        """
+
+    def on_new_turn(self, run: CompressionRun | None, cache: Any, num_new_tokens: int) -> None:
+        """Before ``num_new_tokens`` (> 1) new tokens are appended to an already compressed ``cache``
+        (a chat continuation, a prefix-cache reuse). No-op."""
+
+    def on_request_end(self, run: CompressionRun | None, cache: Any) -> None:
+        """When a ``model.generate`` call that used ``cache`` returns (or on
+        :meth:`CompressionHandle.end_request`). No-op."""
 
     # ------------------------------------------------------------------ models
 
