@@ -142,10 +142,16 @@ class CompressedLayer(DynamicLayer):
         """The logical length: prompt tokens (padded) plus appended tokens, as without compression."""
         return self.logical_length
 
-    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+    def get_mask_sizes(self, query: int | Tensor) -> tuple[int, int]:
+        """``(kv_length, kv_offset)`` of the logical sequence; ``query`` is the query length (5.2x: the
+        queries' ``cache_position``)."""
+        query_length = query.shape[0] if isinstance(query, Tensor) else int(query)
         return self.logical_length + query_length, 0
 
     def get_max_length(self) -> int:
+        return -1
+
+    def get_max_cache_shape(self) -> int:  # transformers 5.2.x name of get_max_length
         return -1
 
     def reset(self) -> None:
