@@ -127,3 +127,13 @@ def test_the_attention_implementation_is_restored(one_torch_thread):
         assert model.config._attn_implementation == "windowkv_eager"
     assert model.config._attn_implementation == "eager"
     assert "generate" not in model.__dict__
+
+
+def test_a_second_policy_on_the_same_model_is_refused_while_the_first_is_applied(one_torch_thread):
+    from windowkv.errors import UnsupportedModelError
+
+    model = tiny_model("llama")
+    with shared_policy().apply(model), pytest.raises(UnsupportedModelError, match="already applied"):
+        shared_policy(budget=30).apply(model)
+    with shared_policy(budget=30).apply(model):  # after the first is removed
+        pass

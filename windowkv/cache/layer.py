@@ -52,8 +52,11 @@ def _map_batch(obj: Any, fn: Callable[[Tensor], Tensor]) -> Any:
         return None
     if isinstance(obj, Tensor):
         return fn(obj)
-    changes = {f.name: fn(v) for f in dataclasses.fields(obj)
-               if isinstance(v := getattr(obj, f.name), Tensor) and v.dim() > 0}
+    changes: dict[str, Any] = {f.name: fn(v) for f in dataclasses.fields(obj)
+                               if isinstance(v := getattr(obj, f.name), Tensor) and v.dim() > 0}
+    shape = getattr(obj, "shape", None)
+    if isinstance(shape, tuple) and shape and changes:  # the original shape of packed storage
+        changes["shape"] = (next(iter(changes.values())).shape[0], *shape[1:])
     return dataclasses.replace(obj, **changes)
 
 
