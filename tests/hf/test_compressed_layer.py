@@ -121,3 +121,39 @@ def test_the_mask_follows_the_logical_mask_at_the_slots_true_positions():
     assert mask[1, 0].tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
     with pytest.raises(WindowKVError, match="covers 9 keys"):
         layer.attention_mask(logical[..., :9], 2, H_Q, "sdpa", torch.float32)
+
+
+def test_recent_attention_is_the_softmax_of_the_recorded_queries(module):
+    keys, values = _kv(5)
+    layer = _layer(keys, values)
+    layer.query_window = 2
+    queries = torch.randn(B, H_Q, 3, D)
+    for i in range(3):  # three decode steps; the window keeps the last two queries
+        _attend(module, "sdpa", layer, queries[:, :, i:i + 1], *_kv(1, seed=10 + i))
+    assert layer.recent_queries.shape == (B, H_Q, 2, D)
+    all_keys = layer.keys.repeat_interleave(H_Q // H_KV, dim=1)  # [B, H_q, 8, D]
+    expected = torch.zeros(B, H_Q, 8)
+    for q_idx, visible in [(1, 7), (2, 8)]:  # query 1 sees 7 slots, query 2 all 8
+        logits = torch.einsum("bhd,bhkd->bhk", queries[:, :, q_idx], all_keys[:, :, :visible]) * D ** -0.5
+        expected[..., :visible] += logits.softmax(-1)
+    expected = expected.view(B, H_KV, H_Q // H_KV, 8).mean(2)
+    torch.testing.assert_close(layer.recent_attention(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_retain_turns_kept_appended_tokens_into_slots():
+    keys, values = _kv(4)
+    weights = torch.tensor([1.0, 2.0, 1.0, 3.0])[None, None].expand(B, H_KV, 4).clone()
+    layer = CompressedLayer(keys, values, torch.tensor([0, 2, 5, 7])[None, None].expand(B, 1, 4),
+                            torch.ones(B, 1, 4, dtype=torch.bool), 9, weights=weights)
+    for _ in range(2):
+        layer.expect_update = True
+        layer.update(*_kv(1))
+    assert layer.slot_positions()[0][0, 0].tolist() == [0, 2, 5, 7, 9, 10]
+    keep = torch.tensor([1, 3, 5])[None, None].expand(B, H_KV, 3)
+    layer.retain(keep, torch.ones(B, 1, 3, dtype=torch.bool))
+    assert layer.positions.shape == (B, H_KV, 3) and layer.positions[0, 0].tolist() == [2, 7, 10]
+    assert layer.weights[0, 0].tolist() == [2.0, 3.0, 1.0]
+    assert (layer.num_slots, layer.appended_length, layer.get_seq_length()) == (3, 0, 11)
+    layer.expect_update = True
+    layer.update(*_kv(1))
+    assert layer.slot_positions()[0][0, 0].tolist() == [2, 7, 10, 11]

@@ -42,6 +42,8 @@ def make_attention(style: str) -> Callable[..., tuple[Tensor, Any]]:
         """Attention over a compressed layer: ``query`` ``[B, H_q, q, D]``, ``key``/``value`` ``[B, H_kv, K, D]``."""
         layer = kwargs.pop(LAYER_KWARG, None)
         if isinstance(layer, CompressedLayer):
+            if layer.query_window:
+                layer.record_queries(query, kwargs.get("scaling"))
             attention_mask = layer.attention_mask(attention_mask, query.shape[-2], query.shape[1], style,
                                                   query.dtype)
         if style == "sdpa":

@@ -101,6 +101,12 @@ class CompressedLayer(DynamicLayer):
         self.positions, self.valid = positions, valid
         self.prompt_length = int(prompt_length)
         self.logical_length = int(prompt_length)
+        #: logical position of the first appended token: slots stand for positions before it
+        self.slots_end = int(prompt_length)
+        #: keep the queries of the last ``query_window`` tokens (for decode-time re-scoring)
+        self.query_window = 0
+        self.recent_queries: Tensor | None = None  # [B, H_q, <= query_window, D]
+        self.scaling: float | None = None
         self.weights = weights
         self.key_channels = key_channels
         self.head_dim = head_dim if head_dim is not None else keys.shape[-1]
@@ -176,6 +182,7 @@ class CompressedLayer(DynamicLayer):
     def _map_rows(self, fn: Callable[[Tensor], Tensor]) -> None:
         self.keys, self.values = fn(self.keys), fn(self.values)
         self.positions, self.valid = fn(self.positions), fn(self.valid)
+        self.recent_queries = _map_batch(self.recent_queries, fn)
         self.weights = _map_batch(self.weights, fn)
         self.key_channels = _map_batch(self.key_channels, fn)
         self.stored_keys = _map_batch(self.stored_keys, fn)
@@ -198,7 +205,7 @@ class CompressedLayer(DynamicLayer):
     @property
     def appended_length(self) -> int:
         """Tokens appended after the compressed prompt."""
-        return self.logical_length - self.prompt_length
+        return self.logical_length - self.slots_end
 
     def physical_length(self) -> int:
         """Slots held: kept prompt slots plus appended tokens."""
@@ -229,6 +236,71 @@ class CompressedLayer(DynamicLayer):
             idx = self.key_channels[:, :, None, :].expand(*keys.shape)
             keys = full.scatter(-1, idx, keys)
         return keys, values
+
+    def slot_positions(self) -> tuple[Tensor, Tensor]:
+        """True positions and validity of every physical slot, appended tokens included.
+
+        Returns:
+            ``positions`` ``[B, H, K]`` long and ``valid`` ``[B, H, K]`` bool, ``K = physical_length()``.
+        """
+        b, heads, _ = self.positions.shape
+        appended = torch.arange(self.slots_end, self.logical_length, device=self.positions.device)
+        positions = torch.cat([self.positions, appended[None, None].expand(b, heads, -1)], dim=-1)
+        valid = torch.cat([self.valid, self.valid.new_ones(b, heads, appended.numel())], dim=-1)
+        return positions, valid
+
+    def record_queries(self, query: Tensor, scaling: float | None) -> None:
+        """Keep the last :attr:`query_window` queries ``[B, H_q, q, D]`` (called by the attention function)."""
+        recent = query if self.recent_queries is None else torch.cat([self.recent_queries, query], dim=-2)
+        self.recent_queries = recent[:, :, -self.query_window:].detach()
+        self.scaling = scaling
+
+    def recent_attention(self) -> Tensor:
+        """``[B, H_kv, K]`` float32: attention of the recent queries to every physical slot, summed over the
+        queries and averaged over each KV head's query heads (a slot a query could not see gets 0).
+
+        Raises:
+            WindowKVError: no queries were recorded (set :attr:`query_window` > 0 before decoding).
+        """
+        if self.recent_queries is None:
+            raise WindowKVError("no recent queries recorded: the policy must set recent_query_window > 0")
+        keys, _ = self.dense_slots()
+        keys = torch.cat([keys, self.keys[..., self.num_slots if self.stored_keys is None else 0:, :]], dim=-2)
+        q = self.recent_queries.float()
+        b, h_q, w, d = q.shape
+        h_kv = keys.shape[1]
+        q = q.view(b, h_kv, h_q // h_kv, w, d)
+        scaling = self.scaling if self.scaling is not None else d ** -0.5
+        logits = torch.einsum("bhgwd,bhkd->bhgwk", q, keys.float()) * scaling
+        positions, valid = self.slot_positions()
+        query_pos = torch.arange(self.logical_length - w, self.logical_length, device=positions.device)
+        seen = valid[:, :, None, :] & (positions[:, :, None, :] <= query_pos[None, None, :, None])  # [B,H,w,K]
+        logits = logits.masked_fill(~seen[:, :, None], float("-inf"))
+        return logits.softmax(-1).nan_to_num(0.0).sum(-2).mean(2)
+
+    def retain(self, index: Tensor, valid: Tensor) -> None:
+        """Keep only the physical slots ``index`` ``[B, H, K']`` (``H`` 1 or ``H_kv``; ``valid`` marks real
+        ones); the kept appended tokens become slots, and later tokens are appended after them.
+
+        Raises:
+            WindowKVError: the slots are stored quantized or with pruned key channels.
+        """
+        if self.stored_keys is not None:
+            raise WindowKVError("re-selecting slots stored quantized or with pruned key channels is not supported")
+        from windowkv.tensor_ops import gather_positions
+
+        positions, slot_valid = self.slot_positions()
+        heads = max(index.shape[1], positions.shape[1])
+        b, k = index.shape[0], index.shape[-1]
+        idx = index.expand(b, heads, k)
+        self.positions = positions.expand(b, heads, -1).gather(-1, idx)
+        self.valid = slot_valid.expand(b, heads, -1).gather(-1, idx) & valid.expand(b, heads, k)
+        if self.weights is not None:
+            ones = self.weights.new_ones(*self.weights.shape[:2], self.appended_length)
+            self.weights = torch.cat([self.weights, ones], dim=-1).gather(-1, idx.expand(b, self.weights.shape[1], k))
+        self.keys, self.values = gather_positions(self.keys, idx), gather_positions(self.values, idx)
+        self.num_slots = k
+        self.slots_end = self.logical_length
 
     def attention_mask(self, logical_mask: Tensor | None, query_length: int, num_query_heads: int,
                        style: str, dtype: torch.dtype) -> Tensor:
@@ -262,7 +334,7 @@ class CompressedLayer(DynamicLayer):
             allowed = allowed[:, :1].expand(b, 1, query_length, allowed.shape[-1])
             idx = self.positions[:, :, None, :].expand(b, heads, query_length, k0)
             slots = allowed.expand(b, heads, query_length, -1).gather(-1, idx) & self.valid[:, :, None, :]
-            new = allowed[..., self.prompt_length:].expand(b, heads, query_length, appended)
+            new = allowed[..., self.slots_end:].expand(b, heads, query_length, appended)
         mask = torch.cat([slots, new], dim=-1)
         if self.weights is not None:
             return self._weighted(mask, num_query_heads, dtype)

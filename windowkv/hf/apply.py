@@ -296,6 +296,7 @@ class CompressionHandle:
                 selection.positions, selection.valid, layer.keys.shape[-2], owner=self.owner, sliding_window=sliding,
             )
             state.run.selections[idx] = selection
+        compressed.query_window = self.policy.recent_query_window
         cache.layers[idx] = compressed
 
     # ------------------------------------------------------------------ runs

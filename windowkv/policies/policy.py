@@ -329,6 +329,9 @@ class Policy:
 
     #: call :meth:`on_decode_step` every this many decode steps (``None``: never)
     decode_interval: ClassVar[int | None] = None
+    #: compressed layers keep the queries of this many last tokens for decode-time re-scoring
+    #: (:meth:`windowkv.cache.CompressedLayer.recent_attention`); 0 keeps none
+    recent_query_window: ClassVar[int] = 0
 
     def on_prefill_end(self, run: CompressionRun, cache: Any) -> None:
         """After the prefill compressed every layer of ``cache`` (a transformers ``Cache``). No-op.
