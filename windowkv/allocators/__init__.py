@@ -1,8 +1,8 @@
 """Budget allocators: per-layer review budgets from an average budget."""
 
-from windowkv.budgets.arithmetic_groups import ArithmeticGroupBudget
-from windowkv.budgets.base import BudgetAllocator
-from windowkv.budgets.pyramid import PyramidBudget
-from windowkv.budgets.uniform import UniformBudget
+from windowkv.allocators.arithmetic_groups import ArithmeticGroupBudget
+from windowkv.allocators.base import BudgetAllocator
+from windowkv.allocators.pyramid import PyramidBudget
+from windowkv.allocators.uniform import UniformBudget
 
 __all__ = ["BudgetAllocator", "UniformBudget", "ArithmeticGroupBudget", "PyramidBudget"]
