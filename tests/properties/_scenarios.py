@@ -30,7 +30,7 @@ COMBOS = [
     pytest.param(sel, sh, al, id=f"{sel}-{sh}-{al}")
     for sel in REGISTRIES["selector"].names()
     for sh in REGISTRIES["sharing"].names()
-    for al in REGISTRIES["budget"].names()
+    for al in REGISTRIES["allocator"].names()
 ]
 
 MAX_LENGTH = 300
@@ -140,7 +140,7 @@ def policies(draw, selector: str, sharing: str, allocator: str, *, budget=None) 
         classifier=KeywordClassifier(),
         sharing=make_component(REGISTRIES["sharing"].get(sharing), group_size=group,
                                leader_layer=draw(st.sampled_from(["first", "last"]))),
-        allocator=make_component(REGISTRIES["budget"].get(allocator), group_size=alloc_group, beta=beta),
+        allocator=make_component(REGISTRIES["allocator"].get(allocator), group_size=alloc_group, beta=beta),
         profiles=profiles,
         name="drawn",
     )

@@ -48,7 +48,7 @@ def allocator_params():
     )
 
 
-@pytest.mark.parametrize("allocator", REGISTRIES["budget"].names())
+@pytest.mark.parametrize("allocator", REGISTRIES["allocator"].names())
 @scaled(20)
 @given(
     params=allocator_params(),
@@ -60,7 +60,7 @@ def allocator_params():
     num_layers=st.one_of(st.integers(1, 200), st.sampled_from([1, 7, 8, 9, 30, 32, 80])),
 )
 def test_invariant_2_allocator_total_never_exceeds_n_times_b(allocator, params, average, num_layers):
-    component = make_component(REGISTRIES["budget"].get(allocator), **params)
+    component = make_component(REGISTRIES["allocator"].get(allocator), **params)
     budgets = component(average, num_layers)
     assert len(budgets) == num_layers
     assert all(isinstance(b, int) and b >= 0 for b in budgets), budgets

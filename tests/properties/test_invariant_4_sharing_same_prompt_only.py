@@ -10,9 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from windowkv import Policy
-from windowkv.budgets import ArithmeticGroupBudget, UniformBudget
+from windowkv.allocators import ArithmeticGroupBudget, UniformBudget
 from windowkv.classifiers import FixedClassifier
-from windowkv.policies.policy import windowkv_profiles
 from windowkv.sharing import GroupSharing, NoSharing
 from windowkv.testing import check_layer_selection, layer_order, run_policy, synthetic_layer
 
@@ -70,7 +69,7 @@ def test_invariant_4_two_prompts_never_share(selector, sharing, allocator, data)
 
 def reference_defect_policy(allocator) -> Policy:
     return Policy(64, classifier=FixedClassifier(label="other"), allocator=allocator,
-                  sharing=GroupSharing(group_size=8), profiles=windowkv_profiles())
+                  sharing=GroupSharing(group_size=8))
 
 
 def test_invariant_4_leader_no_compression_exit_reuses_nothing_stale():

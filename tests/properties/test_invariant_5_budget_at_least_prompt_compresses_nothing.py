@@ -11,9 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from windowkv import Policy
-from windowkv.budgets import ArithmeticGroupBudget
+from windowkv.allocators import ArithmeticGroupBudget
 from windowkv.classifiers import FixedClassifier
-from windowkv.policies.policy import windowkv_profiles
 
 from _scenarios import COMBOS, per_combo, scenarios
 
@@ -34,7 +33,6 @@ def test_invariant_5_budget_at_least_prompt_compresses_nothing(selector, sharing
 def test_invariant_5_windowkv_preset_budget_equal_to_prompt_length(budget):
     """Regression: with WindowKV's defaults, a 100-token prompt (review 84 with s=16) and budget 100,
     84 or 100%, the arithmetic groups gave layers 24-31 floor(B * 8 / 14) < 84 tokens, which evicted."""
-    policy = Policy(budget, classifier=FixedClassifier(label="other"), allocator=ArithmeticGroupBudget(),
-                    profiles=windowkv_profiles())
+    policy = Policy(budget, classifier=FixedClassifier(label="other"), allocator=ArithmeticGroupBudget())
     run = policy.start_run([100], 100, num_layers=32)
     assert not run.active, f"layer budgets {[b[0] for b in run.groups[0].budgets]} for 84 review tokens"

@@ -85,7 +85,7 @@ def configs(draw, selector: str, sharing: str, allocator: str):
         if group < 1:
             bad.add("sharing.group_size")
     alc: dict = {"type": allocator}
-    fields = _fields("budget", allocator)
+    fields = _fields("allocator", allocator)
     if "group_size" in fields:
         alc["group_size"] = alloc_group
         if alloc_group < 1:
@@ -99,7 +99,7 @@ def configs(draw, selector: str, sharing: str, allocator: str):
     if not _valid_budget(budget):
         bad.add("budget")
     bad |= _rejected("selector", sel, "profiles.p.selector") | _rejected("sharing", shr, "sharing")
-    bad |= _rejected("budget", alc, "allocator")
+    bad |= _rejected("allocator", alc, "allocator")
     config = {
         "budget": budget, "classifier": {"type": "fixed", "label": "p"}, "sharing": shr, "allocator": alc,
         "profiles": {"p": {"selector": sel, "suffix_size": suffix}},

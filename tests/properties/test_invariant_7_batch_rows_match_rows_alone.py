@@ -9,9 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from windowkv import Policy
-from windowkv.budgets import ArithmeticGroupBudget
+from windowkv.allocators import ArithmeticGroupBudget
 from windowkv.classifiers import FixedClassifier
-from windowkv.policies.policy import windowkv_profiles
 from windowkv.sharing import AllLayersSharing
 from windowkv.testing import kept_positions, make_component, run_policy, synthetic_layer
 
@@ -67,7 +66,7 @@ def test_invariant_7_lazy_leader_regression():
     scores used to come from the first layer that evicted for *some* row (layer 4 in the batch, layer 12
     for the short row alone), so the short row kept other positions in the batch than alone."""
     policy = Policy(64, classifier=FixedClassifier(label="other"), allocator=ArithmeticGroupBudget(group_size=4),
-                    sharing=AllLayersSharing(), profiles=windowkv_profiles())
+                    sharing=AllLayersSharing())
     layers = [synthetic_layer([40, 100], seed=layer) for layer in range(16)]
     _, batched = run_policy(policy, layers)
     _, alone = run_policy(policy, [layer.row(0) for layer in layers])
