@@ -34,6 +34,9 @@ class NearestMeanMerger(Merger):
         positions = inputs.positions.expand(b, h_kv, k)
         valid = inputs.valid.expand(b, h_kv, k)
         slot_keys = gather_slots(keys, positions).float()  # [B, H_kv, K, D]
+        if k == 0:  # no slot to merge into (shapes are known on the host: no sync)
+            empty = torch.zeros(b, h_kv, 0, dtype=torch.float32, device=keys.device)
+            return MergedSlots(slot_keys.to(keys.dtype), gather_slots(values, positions), empty)
         # each valid kept position belongs to its own slot; invalid slots are parked at index L
         target = torch.where(valid, positions, length)
         own = torch.full((b, h_kv, length + 1), -1, dtype=torch.long, device=keys.device)
