@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from windowkv.testing import check_layer_budget, make_component
 
-from _scenarios import COMBOS, REGISTRIES, per_combo, scaled, scenarios
+from _scenarios import COMBOS, REGISTRIES, examples, per_combo, scenarios
 
 
 @pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
-@per_combo()
+@per_combo(250)
 @given(data=st.data())
 def test_invariant_2_total_never_exceeds_budget(selector, sharing, allocator, data):
     scenario = data.draw(scenarios(selector, sharing, allocator), label="scenario")
@@ -49,7 +49,7 @@ def allocator_params():
 
 
 @pytest.mark.parametrize("allocator", REGISTRIES["allocator"].names())
-@scaled(20)
+@examples(800, len(REGISTRIES["allocator"]))
 @given(
     params=allocator_params(),
     average=st.one_of(

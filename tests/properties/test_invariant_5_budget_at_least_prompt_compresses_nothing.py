@@ -14,10 +14,11 @@ from windowkv import Policy
 from windowkv.allocators import ArithmeticGroupBudget
 from windowkv.classifiers import FixedClassifier
 
-from _scenarios import COMBOS, per_combo, scenarios
+from _scenarios import COMBOS, REGISTRIES, examples, per_combo, scenarios, selector_cases
+
 
 @pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
-@per_combo()
+@per_combo(250)
 @given(data=st.data())
 def test_invariant_5_budget_at_least_prompt_compresses_nothing(selector, sharing, allocator, data):
     scenario = data.draw(scenarios(selector, sharing, allocator), label="scenario")
@@ -27,6 +28,29 @@ def test_invariant_5_budget_at_least_prompt_compresses_nothing(selector, sharing
     run, selections = scenario.run()
     assert not run.active
     assert selections == [None] * scenario.num_layers
+
+
+@pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
+@per_combo(500)
+@given(data=st.data())
+def test_invariant_5_plan_of_a_budget_at_least_prompt_evicts_nowhere(selector, sharing, allocator, data):
+    """The run's plan alone (no layer selected): no layer of any row compresses."""
+    scenario = data.draw(scenarios(selector, sharing, allocator), label="scenario")
+    longest = max(scenario.lengths)
+    budget = data.draw(st.one_of(st.just(1.0), st.integers(max(longest, 1), 4 * longest + 1)), label="budget")
+    run = scenario.start(scenario.policy.with_budget(budget))
+    assert not run.active and not any(run.layer_needs_scores(layer) for layer in range(scenario.num_layers))
+
+
+@pytest.mark.parametrize("selector", REGISTRIES["selector"].names())
+@examples(300, len(REGISTRIES["selector"]))
+@given(case=st.data())
+def test_invariant_5_selector_alone_with_budget_at_least_length_keeps_everything(selector, case):
+    component, scores, lengths, budgets = case.draw(selector_cases(selector), label="case")
+    budgets = lengths + budgets  # every budget covers its row
+    keep = component(scores, lengths, budgets)
+    for row, n in enumerate(lengths.tolist()):
+        assert keep[row, :, :n].all() and not keep[row, :, n:].any(), f"row {row} of length {n}"
 
 
 @pytest.mark.parametrize("budget", [100, 84, 1.0])
