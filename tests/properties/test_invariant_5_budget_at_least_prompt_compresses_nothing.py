@@ -17,14 +17,19 @@ from windowkv.classifiers import FixedClassifier
 from _scenarios import COMBOS, REGISTRIES, examples, per_combo, scenarios, selector_cases
 
 
+def covered(data, selector: str, sharing: str, allocator: str):
+    """A drawn scenario whose policy's budget covers every row: a ratio of 1, or tokens >= the longest."""
+    scenario = data.draw(scenarios(selector, sharing, allocator), label="scenario")
+    longest = max(scenario.lengths)
+    budget = data.draw(st.one_of(st.just(1.0), st.integers(max(longest, 1), 4 * longest + 1)), label="budget")
+    return dataclasses.replace(scenario, policy=scenario.policy.with_budget(budget))
+
+
 @pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
 @per_combo(250)
 @given(data=st.data())
 def test_invariant_5_budget_at_least_prompt_compresses_nothing(selector, sharing, allocator, data):
-    scenario = data.draw(scenarios(selector, sharing, allocator), label="scenario")
-    longest = max(scenario.lengths)
-    budget = data.draw(st.one_of(st.just(1.0), st.integers(max(longest, 1), 2 * longest + 1)), label="budget")
-    scenario = dataclasses.replace(scenario, policy=scenario.policy.with_budget(budget))
+    scenario = covered(data, selector, sharing, allocator)
     run, selections = scenario.run()
     assert not run.active
     assert selections == [None] * scenario.num_layers
@@ -35,10 +40,8 @@ def test_invariant_5_budget_at_least_prompt_compresses_nothing(selector, sharing
 @given(data=st.data())
 def test_invariant_5_plan_of_a_budget_at_least_prompt_evicts_nowhere(selector, sharing, allocator, data):
     """The run's plan alone (no layer selected): no layer of any row compresses."""
-    scenario = data.draw(scenarios(selector, sharing, allocator), label="scenario")
-    longest = max(scenario.lengths)
-    budget = data.draw(st.one_of(st.just(1.0), st.integers(max(longest, 1), 4 * longest + 1)), label="budget")
-    run = scenario.start(scenario.policy.with_budget(budget))
+    scenario = covered(data, selector, sharing, allocator)
+    run = scenario.start()
     assert not run.active and not any(run.layer_needs_scores(layer) for layer in range(scenario.num_layers))
 
 

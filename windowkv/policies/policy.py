@@ -35,18 +35,10 @@ class Policy(PolicyConfig):
     ``Policy.model_validate({"budget": 256, "sharing": {"type": "none"}})`` build the same policy.
 
     Args:
-        budget: average review tokens kept per layer (``int``) or fraction of each prompt's review
-            tokens (``float`` in ``(0, 1]``); see :mod:`windowkv.budget`.
-        scorer: per-token importance (default: suffix attention).
-        classifier: prompt -> task label (default: keyword heuristic).
-        allocator: per-layer budgets (default: arithmetic groups, G=8, beta=14).
-        sharing: which layers reuse a leader's scores (default: groups of 8).
-        profiles: task label -> :class:`Profile` (default: ``qa``: window max, s=32;
-            ``other``: window average, s=16). Every label of the classifier needs a profile.
-        merger: what happens to evicted tokens (default ``None``: dropped).
-        quantizer: how kept slots are stored (default ``None``: the model's dtype).
-        channel_pruner: which key channels are kept (default ``None``: all).
-        name: a name for tables and result files.
+        budget: the average review budget per layer, positional (see :mod:`windowkv.budget`).
+        **fields: the other fields of :class:`~windowkv.policies.config.PolicyConfig` (``scorer``,
+            ``classifier``, ``allocator``, ``sharing``, ``profiles``, ``merger``, ``quantizer``,
+            ``channel_pruner``, ``name``): component instances or their configs.
 
     Raises:
         ConfigError: a bad argument, naming each bad field's path.
