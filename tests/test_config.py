@@ -429,3 +429,17 @@ def test_a_method_class_missing_a_hook_is_a_warning():
     with pytest.warns(PluginLoadWarning, match="LayerPolicy"):
         registries = fresh_registries(Plugin())
     assert "incomplete" not in registries["method"]
+
+
+def test_a_stage_that_cannot_serve_the_policy_is_an_error_naming_both():
+    policy = Policy(64, name="mine", quantizer={"type": "uniform", "group_size": 32},
+                    channel_pruner={"type": "think", "keep_ratio": 0.6})
+    policy.check_stages(head_dim=160)  # keeps 96 channels: 3 groups of 32
+    with pytest.raises(ConfigError) as info:
+        policy.check_stages(head_dim=64)  # keeps 38 channels
+    assert dict(info.value.errors)["quantizer"] == (
+        "quantizer 'uniform' cannot serve policy 'mine': the 38 key channels its channel pruner keeps is not a "
+        "multiple of group_size 32")
+    with pytest.raises(ConfigError, match="head_dim 48 is not a multiple of group_size 32"):
+        Policy(64, quantizer="uniform").check_stages(head_dim=48)
+    Policy(64).check_stages(head_dim=48)  # no stage, nothing to check

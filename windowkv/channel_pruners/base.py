@@ -8,7 +8,7 @@ The attention function then reduces each query to the kept channels of its KV he
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field
@@ -54,6 +54,10 @@ class ChannelPruner(Component):
             raise ValueError(f"channel pruner {self.name!r} scored {tuple(scores.shape)}; expected {(b, h_kv, d)}")
         kept = torch.topk(scores.float(), self.num_channels(d), dim=-1, sorted=False).indices
         return kept.sort(dim=-1).values
+
+    def incompatibility(self, policy: Any, head_dim: int) -> str | None:
+        """Why this pruner cannot serve ``policy`` on a model with ``head_dim``, or ``None`` (default)."""
+        return None
 
     @abstractmethod
     def channel_scores(self, queries: Tensor, keys: Tensor, num_key_value_groups: int) -> Tensor:

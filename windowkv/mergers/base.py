@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -104,6 +104,11 @@ class Merger(Component):
         check_async(ok, f"merger {self.name!r} broke its contract: weights must be 0 on invalid slots, >= 1 on "
                         "valid ones" + (" and sum to the row's valid prompt tokens" if self.merges_all else ""))
         return out
+
+    def incompatibility(self, policy: Any, head_dim: int) -> str | None:
+        """Why this merger cannot serve ``policy`` on a model with ``head_dim``, or ``None`` (the default:
+        every policy). :meth:`windowkv.Policy.check_stages` turns a reason into an error naming both."""
+        return None
 
     @abstractmethod
     def merge(self, inputs: MergeInputs) -> MergedSlots:

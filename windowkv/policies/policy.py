@@ -15,7 +15,7 @@ from torch import Tensor
 
 from windowkv.budget import Budget
 from windowkv.errors import ConfigError
-from windowkv.policies.config import PolicyConfig, Profile, build, config_errors
+from windowkv.policies.config import OPTIONAL_STAGES, PolicyConfig, Profile, build, config_errors
 from windowkv.run import CompressionRun, LayerInputs, LayerSelection, ProfileGroup, TaskPrediction
 from windowkv.tensor_ops import align_left, mask_to_positions, unalign_left
 
@@ -92,6 +92,22 @@ class Policy(PolicyConfig):
         return isinstance(other, Policy) and self.to_config() == other.to_config()
 
     __hash__ = None  # type: ignore[assignment]
+
+    def check_stages(self, head_dim: int) -> None:
+        """Refuse stages after selection that cannot serve this policy on a model with ``head_dim``
+        (e.g. a quantizer whose ``group_size`` does not divide the channels a channel pruner keeps).
+
+        Raises:
+            ConfigError: one entry per stage, naming the stage, the policy and why.
+        """
+        errors = []
+        for key in OPTIONAL_STAGES:
+            stage = getattr(self, key)
+            reason = stage.incompatibility(self, head_dim) if stage is not None else None
+            if reason:
+                errors.append((key, f"{key} {stage.name!r} cannot serve policy {self.name!r}: {reason}"))
+        if errors:
+            raise ConfigError(errors)
 
     # ------------------------------------------------------------------ one compression run
 

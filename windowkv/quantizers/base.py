@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field, model_validator
@@ -85,6 +85,17 @@ class Quantizer(Component):
         if tuple(x.shape) != tuple(q.shape):
             raise ValueError(f"quantizer {self.name!r} decoded shape {tuple(x.shape)}, expected {tuple(q.shape)}")
         return x.to(q.dtype)
+
+    def incompatibility(self, policy: Any, head_dim: int) -> str | None:
+        """Why this quantizer cannot serve ``policy`` on a model with ``head_dim``: the stored last
+        dimension (``head_dim``, or the kept channels of the policy's channel pruner) must be a multiple
+        of ``group_size``."""
+        pruner = getattr(policy, "channel_pruner", None)
+        stored = pruner.num_channels(head_dim) if pruner is not None else head_dim
+        if stored % self.group_size:
+            kept = f"the {stored} key channels its channel pruner keeps" if pruner is not None else f"head_dim {head_dim}"
+            return f"{kept} is not a multiple of group_size {self.group_size}"
+        return None
 
     @abstractmethod
     def encode(self, x: Tensor) -> QuantizedTensor:
