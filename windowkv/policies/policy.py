@@ -7,7 +7,7 @@ positions the layer keeps. :meth:`Policy.apply` hands it to the transformers int
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 import torch
 from pydantic import ValidationError
@@ -222,6 +222,35 @@ class Policy(PolicyConfig):
         positions, valid = mask_to_positions(keep, run.kept_bound(layer_idx, heads))
         return LayerSelection(positions, valid)
 
+    # ------------------------------------------------------------------ lifecycle hooks
+
+    #: call :meth:`on_decode_step` every this many decode steps (``None``: never)
+    decode_interval: ClassVar[int | None] = None
+    #: compressed layers keep the queries of this many last tokens for decode-time re-scoring
+    #: (:meth:`windowkv.cache.CompressedLayer.recent_attention`); 0 keeps none
+    recent_query_window: ClassVar[int] = 0
+
+    def on_prefill_end(self, run: CompressionRun, cache: Any) -> None:
+        """After the prefill compressed every layer of ``cache`` (a transformers ``Cache``). No-op.
+
+        ``cache.layers[l]`` is a :class:`~windowkv.cache.CompressedLayer` for each layer of an active run.
+        """
+
+    def on_decode_step(self, run: CompressionRun | None, cache: Any, step: int) -> None:
+        """Every :attr:`decode_interval` decode steps, before the step's forward (``step`` counts from 1).
+
+        Decode-time eviction re-scores ``cache``'s layers here. ``run`` is ``None`` for a cache this
+        handle did not prefill (a deep copy). No-op.
+        """
+
+    def on_new_turn(self, run: CompressionRun | None, cache: Any, num_new_tokens: int) -> None:
+        """Before ``num_new_tokens`` (> 1) new tokens are appended to an already compressed ``cache``
+        (a chat continuation, a prefix-cache reuse). No-op."""
+
+    def on_request_end(self, run: CompressionRun | None, cache: Any) -> None:
+        """When a ``model.generate`` call that used ``cache`` returns (or on
+        :meth:`CompressionHandle.end_request`). No-op."""
+
     # ------------------------------------------------------------------ models
 
     def apply(self, model: Any, tokenizer: Any = None, task: str | None = None) -> CompressionHandle:
@@ -234,20 +263,6 @@ class Policy(PolicyConfig):
         from windowkv.hf.apply import CompressionHandle
 
         return CompressionHandle(self, model, tokenizer=tokenizer, task=task)
-
-    # ------------------------------------------------------------------ lifecycle hooks (no-ops)
-
-    def on_prefill_end(self, run: CompressionRun, cache: Any) -> None:
-        """Called by the integration once every layer of the prompt's cache is compressed. No-op."""
-
-    def on_decode_step(self, run: CompressionRun, cache: Any, step: int) -> None:
-        """Called after each decode step (``step`` counts from 0). No-op: decode-time eviction goes here."""
-
-    def on_new_turn(self, run: CompressionRun, cache: Any, num_new_tokens: int) -> None:
-        """Called when ``num_new_tokens`` tokens of a new turn are appended to a compressed cache. No-op."""
-
-    def on_request_end(self, run: CompressionRun, cache: Any) -> None:
-        """Called at the end of a request, before the cache is dropped. No-op."""
 
 
 def _check_layer(run: CompressionRun, layer_idx: int, keys: Tensor, key_valid: Tensor) -> None:

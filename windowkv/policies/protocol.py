@@ -53,13 +53,13 @@ class LayerPolicy(Protocol):
     def on_prefill_end(self, run: CompressionRun, cache: Any) -> None:
         """Called once the prompt's cache is compressed."""
 
-    def on_decode_step(self, run: CompressionRun, cache: Any, step: int) -> None:
-        """Called after decode step ``step``."""
+    def on_decode_step(self, run: CompressionRun | None, cache: Any, step: int) -> None:
+        """Called every ``decode_interval`` decode steps (see :meth:`windowkv.Policy.on_decode_step`)."""
 
-    def on_new_turn(self, run: CompressionRun, cache: Any, num_new_tokens: int) -> None:
-        """Called when a new turn of ``num_new_tokens`` tokens is appended to a compressed cache."""
+    def on_new_turn(self, run: CompressionRun | None, cache: Any, num_new_tokens: int) -> None:
+        """Called before a new turn of ``num_new_tokens`` tokens is appended to a compressed cache."""
 
-    def on_request_end(self, run: CompressionRun, cache: Any) -> None:
+    def on_request_end(self, run: CompressionRun | None, cache: Any) -> None:
         """Called when the request ends (the cache is about to be dropped)."""
 
 
