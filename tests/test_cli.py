@@ -55,6 +55,15 @@ def test_validate_a_good_file(tmp_path):
     assert "ok" in result.output and "windowkv" in result.output and '"group_size": 4' in result.output
 
 
+def test_validate_shows_the_stages_after_selection(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("preset: windowkv_no_sharing\nbudget: 0.25\nmerger: nearest_mean\nquantizer: {type: uniform}\n")
+    result = invoke("validate", str(path))
+    assert result.exit_code == 0
+    assert 'merger: {"type": "nearest_mean"}' in result.output and '"bits": 4' in result.output
+    assert "channel_pruner" not in result.output
+
+
 def test_validate_a_bad_file_names_each_field(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text(BAD)
