@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
@@ -13,11 +13,10 @@ from tests.hf.test_oracle import shared_policy
 
 
 class RecordingPolicy(Policy):
-    decode_interval: ClassVar[int | None] = 3
+    """Policies are stateless configurations: the calls go to a class-level log the tests clear."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.calls: list[tuple] = []
+    decode_interval: ClassVar[int | None] = 3
+    calls: ClassVar[list[tuple]] = []
 
     def on_prefill_end(self, run, cache):
         self.calls.append(("prefill_end", run is not None, sum(isinstance(l, CompressedLayer) for l in cache.layers)))
@@ -35,6 +34,7 @@ class RecordingPolicy(Policy):
 def test_hooks_are_called_in_order_with_the_run_and_cache(one_torch_thread):
     model = tiny_model("llama")
     policy = RecordingPolicy.from_config(shared_policy().to_config())
+    policy.calls.clear()
     ids = prompt(64, seed=4)
     with policy.apply(model):
         out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=7, do_sample=False,
@@ -51,6 +51,7 @@ def test_hooks_are_called_in_order_with_the_run_and_cache(one_torch_thread):
 def test_an_uncompressed_run_calls_no_decode_hooks(one_torch_thread):
     model = tiny_model("llama")
     policy = RecordingPolicy.from_config(shared_policy(budget=10_000).to_config())
+    policy.calls.clear()
     ids = prompt(32, seed=4)
     with policy.apply(model):
         model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False,

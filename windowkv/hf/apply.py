@@ -33,8 +33,8 @@ from windowkv.cache import IMPLEMENTATIONS, LAYER_KWARG, CompressedLayer, regist
 from windowkv.errors import UnsupportedModelError
 from windowkv.hf.architectures import attention_layers, make_query_projector, text_config
 from windowkv.hf.masks import key_validity
+from windowkv.hf.stages import build_compressed_layer
 from windowkv.run import CompressionRun
-from windowkv.tensor_ops import gather_positions
 
 
 @dataclass
@@ -129,6 +129,7 @@ class CompressionHandle:
         self.num_layers = len(self.layers)
         self.num_query_heads = config.num_attention_heads
         self.attn_style = "eager" if config._attn_implementation == "eager" else "sdpa"
+        policy.check_stages(getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads)
         #: who compressed a cache: a continuation by another model or policy is refused
         self.owner = (id(model), json.dumps(policy.to_config(), sort_keys=True, default=str))
         self.last_run: CompressionRun | None = None
@@ -242,7 +243,8 @@ class CompressionHandle:
             if idx == 0:
                 self._start_run(cache, hidden, kwargs.get("attention_mask"))
             state = self._states.get(cache)
-            if state is not None and (state.run.layer_compresses(idx) or state.run.layer_needs_scores(idx)):
+            if state is not None and (state.run.layer_compresses(idx) or state.run.layer_needs_scores(idx)
+                                      or (self.policy.channel_pruner is not None and state.run.active)):
                 state.prefill_inputs[idx] = (hidden, kwargs["position_embeddings"])
         return None
 
@@ -284,17 +286,12 @@ class CompressionHandle:
         if not state.run.active:
             return  # nothing is evicted anywhere: the model's own cache and masks stay
         sliding = getattr(layer, "sliding_window", None) if getattr(layer, "is_sliding", False) else None
-        if selection is None:
-            # kept whole; still a compressed layer, so that every layer of the run reports one length
-            length = layer.keys.shape[-2]
-            positions = torch.arange(length, device=key_valid.device)[None, None].expand(key_valid.shape[0], 1, length)
-            compressed = CompressedLayer(layer.keys, layer.values, positions, key_valid[:, None, :], length,
-                                         owner=self.owner, sliding_window=sliding)
-        else:
-            compressed = CompressedLayer(
-                gather_positions(layer.keys, selection.positions), gather_positions(layer.values, selection.positions),
-                selection.positions, selection.valid, layer.keys.shape[-2], owner=self.owner, sliding_window=sliding,
-            )
+        project = make_query_projector(module, *inputs) if inputs is not None else None
+        suffix = max(g.suffix_size for g in state.run.groups)
+        compressed = build_compressed_layer(self.policy, layer.keys, layer.values, key_valid, selection, project,
+                                            suffix, module.num_key_value_groups, owner=self.owner,
+                                            sliding_window=sliding)
+        if selection is not None:
             state.run.selections[idx] = selection
         compressed.query_window = self.policy.recent_query_window
         cache.layers[idx] = compressed
