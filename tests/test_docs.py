@@ -18,7 +18,6 @@ import runpy
 import subprocess
 import sys
 import warnings
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,8 @@ DOCS = ROOT / "docs"
 SNIPPETS = DOCS / "snippets"
 GENERATOR = ROOT / "scripts" / "gen_docs_reference.py"
 EXAMPLE_PLUGIN = "windowkv-example-scorer"
-#: snippets that need the example plugin distribution installed (its entry point, not just its code)
+#: snippets that need the example plugin distribution installed (its entry point, not just its code);
+#: the ``example_plugin`` fixture (tests/conftest.py) provides it
 NEEDS_EXAMPLE_PLUGIN = {"use_value_norm.py"}
 
 
@@ -133,15 +133,11 @@ def test_there_are_snippets():
 
 
 @pytest.mark.parametrize("path", SNIPPET_FILES, ids=[p.name for p in SNIPPET_FILES])
-def test_snippet_runs(path, monkeypatch, capsys):
+def test_snippet_runs(path, monkeypatch, capsys, request):
     import windowkv.models
 
     if path.name in NEEDS_EXAMPLE_PLUGIN:
-        try:
-            metadata.version(EXAMPLE_PLUGIN)
-        except metadata.PackageNotFoundError:
-            pytest.fail(f"{path.name} needs the example plugin installed: pip install -e plugins/{EXAMPLE_PLUGIN} "
-                        "(the test set-up, scripts/bootstrap.sh, does it)", pytrace=False)
+        request.getfixturevalue("example_plugin")  # as if pip-installed, for this test only
     monkeypatch.setattr(windowkv.models, "load_model", tiny_load_model)
     monkeypatch.chdir(SNIPPETS)  # snippets name their config files relative to their own directory
     monkeypatch.syspath_prepend(str(SNIPPETS))
