@@ -33,8 +33,9 @@ def load_all(autoload: bool | None = True):
 def test_the_installed_environment_has_no_failing_plugin():
     """What a user runs prints no plugin warning: no test fixture is installed (scripts/bootstrap.sh)."""
     registries, messages = load_all()
-    assert messages == [] and registries.load_errors == []
-    assert "windowkv-broken-plugin" not in {d.metadata["Name"] for d in metadata.distributions()}
+    assert messages == [] and registries.load_errors == [], messages
+    installed = {d.metadata["Name"] for d in metadata.distributions()}
+    assert "windowkv-broken-plugin" not in installed, "a test fixture is installed: rerun scripts/bootstrap.sh"
 
 
 # ------------------------------------------------------------------------------ the example plugin
