@@ -205,8 +205,11 @@ def test_validate_missing_file_exit_1(tmp_path):
 def test_plugins_in_a_real_process(real_runs):
     proc = real_runs["plugins"]
     assert proc.returncode == 0, proc.stderr
-    names = {(c["kind"], c["name"]) for c in json.loads(proc.stdout)["components"]}
+    data = json.loads(proc.stdout)
+    names = {(c["kind"], c["name"]) for c in data["components"]}
     assert {("policy", "windowkv"), ("policy", "full"), ("scorer", "suffix_attention")} <= names
+    # the set-up installs no test fixture: nothing fails to load, nothing warns the user
+    assert data["failed"] == [] and "Warning" not in proc.stderr, proc.stderr
 
 
 def test_eval_ruler_tasks_and_longbench_files_on_a_tiny_model(model_dir, tmp_path):

@@ -1,8 +1,8 @@
 """Plugin discovery (windowkv/plugins/): entry points, the example and the broken test distributions,
 isolation of failures, conflicts and ``WINDOWKV_DISABLE_PLUGIN_AUTOLOAD``.
 
-The test set-up installs two distributions from ``plugins/``; these tests fail (they do not skip) when
-they are missing, because then the plugin path is simply untested.
+The distributions are made visible per test by the fixtures ``example_plugin`` and ``broken_plugin``
+(tests/conftest.py), never installed: a user's environment holds no test fixture.
 """
 
 from __future__ import annotations
@@ -21,51 +21,46 @@ from windowkv.scorers import Scorer
 from windowkv.selectors import WindowAverageSelector
 from windowkv.testing import check_layer_selection, check_scorer_contract, fresh_registries, synthetic_layer
 
-EXAMPLE = "windowkv-example-scorer"
-BROKEN = "windowkv-broken-plugin"
-SETUP = ("run the test set-up script scripts/bootstrap.sh (which .ci/run calls), or: "
-         "pip install --no-deps -e plugins/windowkv-example-scorer -e plugins/windowkv-broken-plugin")
 
-
-def require(distribution: str) -> str:
-    """The installed version of ``distribution``; fails the test (not skip) when it is missing."""
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        pytest.fail(f"the test plugin distribution {distribution!r} is not installed: {SETUP}", pytrace=False)
-
-
-def load_all():
-    """Registries from every installed plugin, and the PluginLoadWarnings raised on the way."""
-    with pytest.warns(PluginLoadWarning) as record:
-        registries = build_registries(get_plugin_manager(autoload=True))
+def load_all(autoload: bool | None = True):
+    """Registries from every discoverable plugin, and the PluginLoadWarnings raised on the way."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always", PluginLoadWarning)
+        registries = build_registries(get_plugin_manager(autoload=autoload))
     return registries, [str(w.message) for w in record if issubclass(w.category, PluginLoadWarning)]
+
+
+def test_the_installed_environment_has_no_failing_plugin():
+    """What a user runs prints no plugin warning: no test fixture is installed (scripts/bootstrap.sh)."""
+    registries, messages = load_all()
+    assert messages == [] and registries.load_errors == [], messages
+    installed = {d.metadata["Name"] for d in metadata.distributions()}
+    assert "windowkv-broken-plugin" not in installed, "a test fixture is installed: rerun scripts/bootstrap.sh"
 
 
 # ------------------------------------------------------------------------------ the example plugin
 
 
-def test_example_plugin_components_are_registered_with_their_distribution():
-    version = require(EXAMPLE)
-    require(BROKEN)
-    registries, _ = load_all()
+def test_example_plugin_components_are_registered_with_their_distribution(example_plugin):
+    name, version = example_plugin
+    assert metadata.version(name) == version
+    registries, messages = load_all()
+    assert messages == []
     scorer = registries["scorer"].entry("value_norm")
     preset = registries["policy"].entry("windowkv_value_norm")
     for entry in (scorer, preset):
-        assert (entry.distribution, entry.version) == (EXAMPLE, version)
-        assert entry.provider == f"{EXAMPLE} {version}"
+        assert (entry.distribution, entry.version) == (name, version)
+        assert entry.provider == f"{name} {version}"
     assert issubclass(scorer.obj, Scorer)
     assert registries["scorer"].entry("suffix_attention").distribution == "windowkv"
 
 
-def test_example_scorer_keeps_the_scorer_contract():
-    require(EXAMPLE)
+def test_example_scorer_keeps_the_scorer_contract(example_plugin):
     registries, _ = load_all()
     check_scorer_contract(registries["scorer"].get("value_norm"))
 
 
-def test_example_scorer_from_a_yaml_file_validates_and_selects(tmp_path):
-    require(EXAMPLE)
+def test_example_scorer_from_a_yaml_file_validates_and_selects(example_plugin, tmp_path):
     path = tmp_path / "policy.yaml"
     path.write_text("preset: windowkv\nbudget: 0.25\nscorer: {type: value_norm, norm_ord: 1.0}\n")
     policy = load_policy(path)
@@ -83,15 +78,13 @@ def test_example_scorer_from_a_yaml_file_validates_and_selects(tmp_path):
     assert Policy.from_config(policy.to_config()) == policy
 
 
-def test_example_preset_resolves():
-    require(EXAMPLE)
+def test_example_preset_resolves(example_plugin):
     policy = Policy.from_preset("windowkv_value_norm", budget=64)
     assert policy.scorer.name == "value_norm"
     assert policy.profiles["qa"].selector.name == "window_max"
 
 
-def test_example_scorer_parameter_errors_name_the_path():
-    require(EXAMPLE)
+def test_example_scorer_parameter_errors_name_the_path(example_plugin):
     with pytest.raises(ConfigError) as info:
         Policy.from_config({"preset": "windowkv", "budget": 8, "scorer": {"type": "value_norm", "norm": 2}})
     message = dict(info.value.errors)["scorer.norm"]
@@ -101,12 +94,11 @@ def test_example_scorer_parameter_errors_name_the_path():
 # ------------------------------------------------------------------------------ the broken plugin
 
 
-def test_broken_plugin_is_reported_and_the_others_still_load():
-    require(BROKEN)
-    require(EXAMPLE)
+def test_broken_plugin_is_reported_and_the_others_still_load(broken_plugin, example_plugin):
     registries, messages = load_all()
-    assert any(f"from distribution {BROKEN!r} failed to load" in m and "RuntimeError" in m for m in messages)
-    assert any(BROKEN in e and "on purpose" in e for e in registries.load_errors)
+    assert any(f"from distribution {broken_plugin!r} failed to load" in m and "RuntimeError" in m
+               for m in messages)
+    assert any(broken_plugin in e and "on purpose" in e for e in registries.load_errors)
     assert "value_norm" in registries["scorer"]
     assert {"window_average", "window_max", "token_topk"} <= set(registries["selector"])
     assert "windowkv" in registries["policy"]
@@ -214,8 +206,7 @@ def test_a_hook_declaring_an_unknown_argument_is_a_warning_and_the_rest_load():
 
 
 @pytest.mark.parametrize("value", ["1", "true", "yes"])
-def test_disable_autoload_env_loads_builtins_only(monkeypatch, value):
-    require(EXAMPLE)
+def test_disable_autoload_env_loads_builtins_only(broken_plugin, example_plugin, monkeypatch, value):
     monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, value)
     with warnings.catch_warnings():
         warnings.simplefilter("error", PluginLoadWarning)  # the broken plugin is not even imported
@@ -227,19 +218,15 @@ def test_disable_autoload_env_loads_builtins_only(monkeypatch, value):
 
 
 @pytest.mark.parametrize("value", ["", "0", "false"])
-def test_autoload_stays_on_for_falsy_env_values(monkeypatch, value):
-    require(EXAMPLE)
+def test_autoload_stays_on_for_falsy_env_values(example_plugin, monkeypatch, value):
     monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, value)
-    with pytest.warns(PluginLoadWarning):
-        registries = build_registries(get_plugin_manager())
+    registries, _ = load_all(autoload=None)
     assert "value_norm" in registries["scorer"]
 
 
-def test_autoload_argument_overrides_the_environment(monkeypatch):
-    require(EXAMPLE)
+def test_autoload_argument_overrides_the_environment(example_plugin, monkeypatch):
     monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
-    with pytest.warns(PluginLoadWarning):
-        assert "value_norm" in build_registries(get_plugin_manager(autoload=True))["scorer"]
+    assert "value_norm" in build_registries(get_plugin_manager(autoload=True))["scorer"]
     monkeypatch.delenv(DISABLE_AUTOLOAD_ENV)
     assert "value_norm" not in build_registries(get_plugin_manager(autoload=False))["scorer"]
 
