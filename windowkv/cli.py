@@ -8,6 +8,7 @@
     windowkv compare needle -p full -p windowkv -b 0.12 -b 0.25 --out runs/cmp
     windowkv generate "Summarise: ..." --policy windowkv --budget 0.12
     windowkv report runs/cmp --markdown
+    windowkv classifier eval -c keyword -c embedding      # task classifiers on the held-out prompts
 
 Exit codes: 0 success; 1 a runtime failure (model cannot be loaded, unsupported model) or an invalid
 file for ``validate``; 2 a usage error (unknown policy, task or dataset name, invalid budget or config,
@@ -26,6 +27,7 @@ from typing import Annotated, Any, Iterator, Optional
 import typer
 from rich.console import Console
 
+from windowkv.cli_classifier import app as classifier_app
 from windowkv.errors import ConfigError, UnknownComponentError, UnsupportedModelError
 
 app = typer.Typer(
@@ -36,6 +38,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     rich_markup_mode="rich",
 )
+app.add_typer(classifier_app, name="classifier")
 def _console(stderr: bool = False) -> Console:
     console = Console(stderr=stderr)
     # tables are wide: do not squeeze them into 80 columns when writing to a file or a pipe

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from torch import Tensor
 
 from windowkv.allocators import BudgetAllocator
+from windowkv.classifiers import TaskClassifier
 from windowkv.component import Component
 from windowkv.errors import PluginLoadWarning
 from windowkv.policies import Policy
@@ -50,6 +51,7 @@ __all__ = [
     "SyntheticLayer",
     "check_allocator_contract",
     "check_channel_pruner_contract",
+    "check_classifier_contract",
     "check_merged_slots",
     "check_merger_contract",
     "check_pruned_channels",
@@ -739,3 +741,47 @@ def check_pruned_channels(pruner: ChannelPruner, queries: Tensor, keys: Tensor, 
         _fail(f"{where}: channels {kept.tolist()} are not sorted, unique and inside [0, {d})")
     if not torch.equal(kept, pruner.select_channels(queries.clone(), keys.clone(), groups)):
         _fail(f"{where}: two calls on the same input disagree")
+#: prompts every classifier must label: questions, instructions, empty and whitespace-only text,
+#: non-English text, and a ~100k-token prompt (a classifier must read its edges, not all of it)
+CLASSIFIER_PROMPTS = (
+    "What is the capital of France?",
+    "Summarize the following report.\n\nThe committee met twice and approved the budget.",
+    "",
+    "   \n\t ",
+    "请基于给定的文章回答下述问题。文章：今天天气很好。问题：天气怎么样？",
+    "x" * 5000,
+    "Answer the question. " + "The river runs past the old mill. " * 12_000 + "Where does the river run?",
+)
+
+
+def check_classifier_contract(classifier: TaskClassifier | type[TaskClassifier]) -> None:
+    """A classifier names its labels, answers one valid label with confidence in ``[0, 1]`` per prompt
+    (empty, whitespace-only, non-English and ~100k-token prompts included), is deterministic, labels a
+    batch as it labels each prompt alone, and maps ``[]`` to ``[]``; one that reads no text
+    (``needs_text = False``) accepts ``None`` prompts.
+    """
+    from windowkv.component import NAME_PATTERN
+
+    if isinstance(classifier, type):
+        classifier = classifier()
+    check_component_config(classifier)
+    labels = classifier.labels()
+    if not labels or not all(isinstance(x, str) and NAME_PATTERN.match(x) for x in labels):
+        _fail(f"{classifier!r}.labels() = {labels!r}: expected a non-empty tuple of names")
+    prompts = list(CLASSIFIER_PROMPTS)
+    predictions = classifier(prompts)
+    if len(predictions) != len(prompts):
+        _fail(f"{classifier!r} returned {len(predictions)} predictions for {len(prompts)} prompts")
+    for prompt, p in zip(prompts, predictions):
+        if p.label not in labels or not 0.0 <= p.confidence <= 1.0:
+            _fail(f"{classifier!r} on {prompt[:40]!r}: label {p.label!r} (labels {labels}), confidence {p.confidence}")
+    if [p.label for p in classifier(prompts)] != [p.label for p in predictions]:
+        _fail(f"{classifier!r}: two calls on the same prompts disagree")
+    alone = [classifier([prompt])[0].label for prompt in prompts]
+    if alone != [p.label for p in predictions]:
+        _fail(f"{classifier!r}: labels in a batch {[p.label for p in predictions]} differ from alone {alone}")
+    if classifier([]) != []:
+        _fail(f"{classifier!r}([]) is not []")
+    if not classifier.needs_text:
+        if [p.label for p in classifier([None, None])] != [p.label for p in classifier(["a", "b"])]:
+            _fail(f"{classifier!r} reads no text (needs_text=False) but labels None prompts differently")

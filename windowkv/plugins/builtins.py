@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from windowkv.allocators import ArithmeticGroupBudget, PyramidBudget, UniformBudget
 from windowkv.channel_pruners import ThinKPruner
-from windowkv.classifiers import FixedClassifier, KeywordClassifier
+from windowkv.classifiers import (
+    DatasetClassifier,
+    EmbeddingClassifier,
+    EncoderClassifier,
+    FixedClassifier,
+    KeywordClassifier,
+)
 from windowkv.mergers import DropMerger, NearestMeanMerger
 from windowkv.plugins.hookspecs import hookimpl
 from windowkv.scorers import (
@@ -34,7 +40,7 @@ def windowkv_register_scorers():
 
 @hookimpl
 def windowkv_register_classifiers():
-    return [FixedClassifier, KeywordClassifier]
+    return [FixedClassifier, KeywordClassifier, EmbeddingClassifier, EncoderClassifier, DatasetClassifier]
 
 
 @hookimpl

@@ -1,0 +1,69 @@
+"""The embedding classifier with the real offline MiniLM and the shipped head."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from windowkv.classifiers import ClassifierLoadError, EmbeddingClassifier
+from windowkv.classifiers.text import FAMILIES, head_tail_ids
+from windowkv.testing import check_classifier_contract
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_embedding_classifier_keeps_the_contract():
+    check_classifier_contract(EmbeddingClassifier())
+
+
+def test_embedding_classifier_tells_localisation_from_aggregation():
+    essay = "The harbour town rebuilt its bridges after the storm, and the markets reopened. " * 40
+    prompts = [
+        f"{essay}\n\nWhich year did the town rebuild its bridges?",
+        f"Summarize the following article in three sentences.\n\n{essay}",
+        "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n\n\ndef sub(a, b):\n",
+    ]
+    assert [p.label for p in EmbeddingClassifier()(prompts)] == ["qa", "other", "other"]
+    assert {p.label for p in EmbeddingClassifier(level="family")(prompts)} <= set(FAMILIES)
+
+
+def test_a_long_prompt_is_never_tokenised_whole():
+    from windowkv.classifiers.embedding import load_encoder, minilm_path
+
+    tokenizer, _ = load_encoder(str(minilm_path()))
+    seen = []
+
+    class Spy:
+        def __call__(self, text, **kw):
+            seen.append(len(text))
+            return tokenizer(text, **kw)
+
+    text = "Write a summary. " + "word " * 500_000 + " Now write the summary."
+    head, tail = head_tail_ids(Spy(), text, 256, 256)
+    assert len(head) == len(tail) == 256 and max(seen) < 10_000
+
+
+def test_empty_prompt_falls_back_and_logs_once(caplog):
+    classifier = EmbeddingClassifier()
+    with caplog.at_level(logging.WARNING, logger="windowkv.classifiers"):
+        got = classifier(["", "  \n"]) + classifier([""])
+    assert [p.label for p in got] == ["other"] * 3 and all(p.confidence == 0.5 for p in got)
+    assert sum("whitespace-only" in r.message for r in caplog.records) <= 1
+
+
+def test_none_prompt_is_a_clear_error():
+    with pytest.raises(ValueError, match="needs the prompt text"):
+        EmbeddingClassifier()([None])
+
+
+def test_missing_or_corrupt_head_and_bad_encoder_are_clear_errors(tmp_path):
+    with pytest.raises(ClassifierLoadError, match="train one with"):
+        EmbeddingClassifier(weights=str(tmp_path / "none.safetensors"))(["What is it?"])
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00garbage")
+    bad.with_suffix(".json").write_text('{"classes": ["qa", "other"], "features": 768}')
+    with pytest.raises(ClassifierLoadError, match="corrupt classifier head"):
+        EmbeddingClassifier(weights=str(bad))(["What is it?"])
+    with pytest.raises(ClassifierLoadError, match="cannot load the sentence encoder"):
+        EmbeddingClassifier(encoder=str(tmp_path / "no-such-encoder"))(["What is it?"])
