@@ -76,3 +76,13 @@ def test_a_stage_that_cannot_serve_the_model_is_refused_at_apply(one_torch_threa
     policy = _policy(quantizer={"type": "uniform", "bits": 4, "group_size": 32})
     with pytest.raises(ConfigError, match="quantizer 'uniform' cannot serve policy"):
         policy.apply(model)
+
+
+def test_an_attention_implementation_that_cannot_read_the_stages_is_named_with_them(one_torch_thread):
+    from windowkv.errors import UnsupportedModelError
+
+    model = tiny_model("llama")
+    model.config._attn_implementation = "flash_attention_2"
+    with pytest.raises(UnsupportedModelError, match="'flash_attention_2' cannot read a compressed cache with "
+                                                    "merger 'nearest_mean'"):
+        _policy(merger={"type": "nearest_mean"}).apply(model)

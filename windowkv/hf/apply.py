@@ -124,6 +124,7 @@ class CompressionHandle:
             raise ValueError(
                 f"classifier {policy.classifier.name!r} reads the prompt text: pass tokenizer= (or task=) to apply()"
             )
+        _refuse_unservable_stages(policy, model)
         self.layers = attention_layers(model)
         config = text_config(model)
         self.num_layers = len(self.layers)
@@ -326,6 +327,22 @@ class CompressionHandle:
                 "pass task= to apply()"
             )
         return [self.tokenizer.decode(row[mask], skip_special_tokens=True) for row, mask in zip(ids, key_valid)]
+
+
+def _refuse_unservable_stages(policy: Any, model: nn.Module) -> None:
+    """Name both the stage and the attention implementation when the model's attention cannot read the
+    compressed layer's features (merge weights, pruned channels, packed slots)."""
+    impl = getattr(text_config(model), "_attn_implementation", None) or "eager"
+    if impl in IMPLEMENTATIONS or impl.startswith("windowkv_"):
+        return
+    stages = [f"{key} {getattr(policy, key).name!r}" for key in ("merger", "channel_pruner", "quantizer")
+              if getattr(policy, key, None) is not None]
+    if stages:
+        raise UnsupportedModelError(
+            f"attention implementation {impl!r} cannot read a compressed cache with {', '.join(stages)} "
+            f"(per-slot weights, pruned key channels or packed slots); load the model with "
+            f"attn_implementation= one of {', '.join(IMPLEMENTATIONS)}"
+        )
 
 
 def _set_attn_implementation(model: nn.Module, name: str) -> None:
