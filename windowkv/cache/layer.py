@@ -142,10 +142,7 @@ class CompressedLayer(DynamicLayer):
         self.keys = torch.cat([self.keys, key_states], dim=-2)
         self.values = torch.cat([self.values, value_states], dim=-2)
         self.logical_length += key_states.shape[-2]
-        if self.stored_keys is None:
-            return self.keys, self.values
-        slot_keys, slot_values = self.dense_slots()
-        return torch.cat([slot_keys, self.keys], dim=-2), torch.cat([slot_values, self.values], dim=-2)
+        return self.dense()
 
     def get_seq_length(self) -> int:
         """The logical length: prompt tokens (padded) plus appended tokens, as without compression."""
@@ -221,6 +218,13 @@ class CompressedLayer(DynamicLayer):
         slots = (_nbytes(self.stored_keys) + _nbytes(self.stored_values)) if self.stored_keys is not None else 0
         return slots + _nbytes(self.keys) + _nbytes(self.values) + _nbytes(self.weights) + _nbytes(self.key_channels)
 
+    def dense(self) -> tuple[Tensor, Tensor]:
+        """Every physical slot as dense ``[B, H_kv, K, D]`` keys and values: what attention reads."""
+        if self.stored_keys is None:
+            return self.keys, self.values
+        slot_keys, slot_values = self.dense_slots()
+        return torch.cat([slot_keys, self.keys], dim=-2), torch.cat([slot_values, self.values], dim=-2)
+
     def dense_slots(self) -> tuple[Tensor, Tensor]:
         """The kept prompt slots as dense ``[B, H_kv, K0, D]`` keys and values (dequantized, pruned key
         channels zero-filled: a zero channel adds nothing to ``q·k``, so attention equals the query
@@ -264,8 +268,7 @@ class CompressedLayer(DynamicLayer):
         """
         if self.recent_queries is None:
             raise WindowKVError("no recent queries recorded: the policy must set recent_query_window > 0")
-        keys, _ = self.dense_slots()
-        keys = torch.cat([keys, self.keys[..., self.num_slots if self.stored_keys is None else 0:, :]], dim=-2)
+        keys, _ = self.dense()
         q = self.recent_queries.float()
         b, h_q, w, d = q.shape
         h_kv = keys.shape[1]

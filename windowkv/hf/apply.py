@@ -52,7 +52,6 @@ class _CacheState:
     deferred_layers: set[int] = field(default_factory=set)
     done_layers: set[int] = field(default_factory=set)  # layers the prefill has finished with
     decode_steps: int = 0
-    turns: int = 0
 
 
 def _cache_of(kwargs: dict[str, Any]) -> Any:
@@ -207,7 +206,6 @@ class CompressionHandle:
             self._request_caches.append(cache)
         new = (ids if isinstance(ids, Tensor) else kwargs["inputs_embeds"]).shape[1]
         if new > 1:
-            state.turns += 1
             self.policy.on_new_turn(state.run, cache, new)
         else:
             state.decode_steps += 1
@@ -276,18 +274,14 @@ class CompressionHandle:
         layer = _cache_layer(cache, idx)
         inputs = state.prefill_inputs.pop(idx, None)
         key_valid = state.key_valid.to(layer.keys.device)  # layers may sit on several devices (device_map)
+        project = make_query_projector(module, *inputs) if inputs is not None else None
         selection = None
-        if inputs is not None:
-            hidden, position_embeddings = inputs
-            selection = self.policy.select_layer(
-                state.run, idx, layer.keys, layer.values, key_valid,
-                make_query_projector(module, hidden, position_embeddings),
-                module.scaling, module.num_key_value_groups,
-            )
+        if project is not None:
+            selection = self.policy.select_layer(state.run, idx, layer.keys, layer.values, key_valid, project,
+                                                 module.scaling, module.num_key_value_groups)
         if not state.run.active:
             return  # nothing is evicted anywhere: the model's own cache and masks stay
         sliding = getattr(layer, "sliding_window", None) if getattr(layer, "is_sliding", False) else None
-        project = make_query_projector(module, *inputs) if inputs is not None else None
         suffix = max(g.suffix_size for g in state.run.groups)
         compressed = build_compressed_layer(self.policy, layer.keys, layer.values, key_valid, selection, project,
                                             suffix, module.num_key_value_groups, owner=self.owner,
