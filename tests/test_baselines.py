@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from windowkv import Policy, Profile, load_policy
-from windowkv.budgets import PyramidBudget, UniformBudget
+from windowkv.allocators import PyramidBudget, UniformBudget
 from windowkv.classifiers import FixedClassifier
 from windowkv.policies.baselines import BASELINE_PRESETS
 from windowkv.policies.presets import BUILTIN_PRESETS

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from windowkv import Budget, ConfigError, Policy
-from windowkv.budgets import ArithmeticGroupBudget, UniformBudget
+from windowkv.allocators import ArithmeticGroupBudget, UniformBudget
 
 
 # ----------------------------------------------------------------------------------- Budget.of

@@ -55,6 +55,15 @@ def test_validate_a_good_file(tmp_path):
     assert "ok" in result.output and "windowkv" in result.output and '"group_size": 4' in result.output
 
 
+def test_validate_shows_the_stages_after_selection(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("preset: windowkv_no_sharing\nbudget: 0.25\nmerger: nearest_mean\nquantizer: {type: uniform}\n")
+    result = invoke("validate", str(path))
+    assert result.exit_code == 0
+    assert 'merger: {"type": "nearest_mean"}' in result.output and '"bits": 4' in result.output
+    assert "channel_pruner" not in result.output
+
+
 def test_validate_a_bad_file_names_each_field(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text(BAD)
@@ -196,8 +205,11 @@ def test_validate_missing_file_exit_1(tmp_path):
 def test_plugins_in_a_real_process(real_runs):
     proc = real_runs["plugins"]
     assert proc.returncode == 0, proc.stderr
-    names = {(c["kind"], c["name"]) for c in json.loads(proc.stdout)["components"]}
+    data = json.loads(proc.stdout)
+    names = {(c["kind"], c["name"]) for c in data["components"]}
     assert {("policy", "windowkv"), ("policy", "full"), ("scorer", "suffix_attention")} <= names
+    # the set-up installs no test fixture: nothing fails to load, nothing warns the user
+    assert data["failed"] == [] and "Warning" not in proc.stderr, proc.stderr
 
 
 def test_eval_ruler_tasks_and_longbench_files_on_a_tiny_model(model_dir, tmp_path):

@@ -9,7 +9,7 @@ import torch
 from pydantic import ValidationError
 
 from windowkv import Policy, Profile
-from windowkv.budgets import UniformBudget
+from windowkv.allocators import UniformBudget
 from windowkv.classifiers import ClassifierLoadError, FixedClassifier, KeywordClassifier
 from windowkv.component import NAME_PATTERN
 from windowkv.plugins import default_registries
@@ -18,7 +18,10 @@ from windowkv.selectors import WindowAverageSelector
 from windowkv.sharing import NoSharing
 from windowkv.testing import (
     check_allocator_contract,
+    check_channel_pruner_contract,
     check_classifier_contract,
+    check_merger_contract,
+    check_quantizer_contract,
     check_component_config,
     check_layer_selection,
     check_scorer_contract,
@@ -31,7 +34,7 @@ from windowkv.testing import (
 REGISTRIES = default_registries()
 COMPONENTS = [
     pytest.param(kind, name, id=f"{kind}-{name}")
-    for kind in ("scorer", "classifier", "selector", "sharing", "budget")
+    for kind in ("scorer", "classifier", "selector", "sharing", "allocator", "merger", "quantizer", "channel_pruner")
     for name in REGISTRIES[kind].names()
 ]
 
@@ -75,9 +78,9 @@ def test_sharing_contract(name, group_size):
 
 
 @pytest.mark.parametrize("group_size, beta", [(1, 14.0), (8, 14.0), (8, 4.5), (16, 30.0)])
-@pytest.mark.parametrize("name", REGISTRIES["budget"].names())
+@pytest.mark.parametrize("name", REGISTRIES["allocator"].names())
 def test_allocator_contract(name, group_size, beta):
-    check_allocator_contract(make_component(component_cls("budget", name), group_size=group_size, beta=beta))
+    check_allocator_contract(make_component(component_cls("allocator", name), group_size=group_size, beta=beta))
 
 
 @pytest.mark.parametrize("name", REGISTRIES["classifier"].names())
@@ -215,3 +218,20 @@ def test_sharing_check_catches_leader_chains():
     # the base class may refuse the chain itself (ValueError) or let the check find it (AssertionError)
     with pytest.raises((AssertionError, ValueError), match="lead"):
         check_sharing_contract(ChainSharing())
+
+
+@pytest.mark.parametrize("name", REGISTRIES["merger"].names())
+def test_merger_contract(name):
+    check_merger_contract(component_cls("merger", name))
+
+
+@pytest.mark.parametrize("bits, group_size", [(2, 8), (4, 32), (8, 4)])
+@pytest.mark.parametrize("name", REGISTRIES["quantizer"].names())
+def test_quantizer_contract(name, bits, group_size):
+    check_quantizer_contract(make_component(component_cls("quantizer", name), bits=bits, group_size=group_size))
+
+
+@pytest.mark.parametrize("keep_ratio", [0.1, 0.6, 0.99])
+@pytest.mark.parametrize("name", REGISTRIES["channel_pruner"].names())
+def test_channel_pruner_contract(name, keep_ratio):
+    check_channel_pruner_contract(make_component(component_cls("channel_pruner", name), keep_ratio=keep_ratio))

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from windowkv import ConfigError, Policy, load_policy, resolve_policy
-from windowkv.config import read_config_file, write_config_file
+from windowkv import ConfigError, PluginLoadWarning, Policy, PolicyConfig, Preset, hookimpl, load_policy, resolve_policy
+from windowkv.config import read_config_file
 from windowkv.plugins import default_registries
-from windowkv.testing import make_component
+from windowkv.testing import fresh_registries, make_component
 
 REGISTRIES = default_registries()
 
@@ -59,7 +59,7 @@ def test_unknown_component_type_lists_registered_ones_with_did_you_mean():
 
 
 @pytest.mark.parametrize("field, kind", [("scorer", "scorer"), ("sharing", "sharing"),
-                                         ("allocator", "budget"), ("classifier", "classifier")])
+                                         ("allocator", "allocator"), ("classifier", "classifier")])
 def test_unknown_type_of_every_component_field(field, kind):
     errors = errors_of({"budget": 64, field: {"type": "nope"}})
     assert f"{field}.type" in errors
@@ -180,7 +180,7 @@ def policies(draw) -> Policy:
     profiles = {label: Profile(component("selector"), draw(st.integers(1, 64))) for label in sorted(labels)}
     return Policy(
         draw(st.one_of(st.integers(1, 4096), st.floats(0, 1, exclude_min=True))),
-        scorer=component("scorer"), classifier=classifier, allocator=component("budget"),
+        scorer=component("scorer"), classifier=classifier, allocator=component("allocator"),
         sharing=component("sharing"), profiles=profiles,
         name=draw(st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)),
     )
@@ -194,6 +194,14 @@ def test_policy_round_trips_through_its_config(policy):
     assert json.loads(json.dumps(config)) == config
 
 
+def write_config_file(config, path):
+    """Write ``config`` as YAML or JSON (windowkv reads configs; it has no writer)."""
+    import yaml
+
+    text = json.dumps(config) if path.suffix == ".json" else yaml.safe_dump(config, sort_keys=False)
+    path.write_text(text, encoding="utf-8")
+
+
 @pytest.mark.parametrize("fmt", ["yaml", "json"])
 @given(policy=policies())
 def test_policy_round_trips_through_files(fmt, policy, tmp_path_factory):
@@ -202,33 +210,11 @@ def test_policy_round_trips_through_files(fmt, policy, tmp_path_factory):
     assert load_policy(path) == policy
 
 
-@given(policy=policies())
-def test_policy_round_trips_through_toml_files(policy, tmp_path_factory):
-    """None values are left out of TOML (it has no null) and restored as defaults."""
-    config = policy.to_config()
-    path = tmp_path_factory.mktemp("cfg") / "policy.toml"
-    write_config_file(config, path)
-    assert load_policy(path) == policy
-
-
-@pytest.mark.parametrize("fmt", ["yaml", "json", "toml"])
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
 def test_windowkv_preset_round_trips_through_files(fmt, tmp_path):
     policy = Policy.from_preset("windowkv", budget=0.25)
     write_config_file(policy.to_config(), tmp_path / f"p.{fmt}")
     assert load_policy(tmp_path / f"p.{fmt}") == policy
-
-
-def test_toml_writer_handles_none_values(tmp_path):
-    policy = Policy.from_preset("windowkv", budget=0.25)
-    assert policy.to_config()["profiles"]["qa"]["selector"]["top_k"] is None
-    write_config_file(policy.to_config(), tmp_path / "p.toml")
-    assert load_policy(tmp_path / "p.toml") == policy
-
-
-def test_toml_writer_handles_characters_outside_the_bmp(tmp_path):
-    policy = Policy(0.5, name="kv 😀")
-    write_config_file(policy.to_config(), tmp_path / "p.toml")
-    assert load_policy(tmp_path / "p.toml").name == "kv 😀"
 
 
 # ------------------------------------------------------------------------------ files
@@ -275,11 +261,6 @@ def test_missing_file_is_a_config_error(tmp_path):
         load_policy(tmp_path / "nope.yaml")
 
 
-def test_write_config_rejects_unknown_suffix(tmp_path):
-    with pytest.raises(ConfigError, match="unsupported file type"):
-        write_config_file({"budget": 4}, tmp_path / "p.txt")
-
-
 def test_load_policy_overrides_replace_file_keys(tmp_path):
     path = tmp_path / "p.json"
     path.write_text('{"preset": "windowkv", "budget": 0.25}')
@@ -293,3 +274,173 @@ def test_resolve_policy_takes_a_preset_or_a_file(tmp_path):
     assert resolve_policy(path) == Policy.from_preset("windowkv", budget=0.5)
     assert resolve_policy(str(path), budget=32) == Policy.from_preset("windowkv", budget=32)
     assert resolve_policy("windowkv", budget="25%") == Policy.from_preset("windowkv", budget=0.25)
+
+
+# ------------------------------------------------------------------------------ presets extend presets
+
+
+class Chain:
+    """Presets extending presets: ``b`` extends ``windowkv``, ``c`` extends ``b``; ``x``/``y`` form a
+    cycle and ``self_loop`` extends itself."""
+
+    __name__ = "chain"
+
+    @hookimpl
+    def windowkv_register_policies(self):
+        return [
+            Preset("b", {"preset": "windowkv", "sharing": {"type": "none"}}),
+            Preset("c", {"preset": "b", "allocator": {"type": "uniform"}, "name": "sea"}),
+            Preset("x", {"preset": "y"}),
+            Preset("y", {"preset": "x"}),
+            Preset("self_loop", {"preset": "self_loop"}),
+        ]
+
+
+CHAIN = fresh_registries(Chain())
+
+
+def test_a_preset_extends_a_preset_recursively():
+    policy = Policy.from_config({"preset": "c", "budget": 16}, CHAIN)
+    assert (policy.sharing.name, policy.allocator.name, policy.name) == ("none", "uniform", "sea")
+    assert policy.profiles == Policy(16).profiles
+    assert CHAIN["policy"].get("c").resolved(CHAIN)["sharing"] == {"type": "none"}
+
+
+@pytest.mark.parametrize("name, cycle", [("x", "x -> y -> x"), ("self_loop", "self_loop -> self_loop")])
+def test_a_preset_cycle_is_an_error_naming_it(name, cycle):
+    with pytest.raises(ConfigError) as info:
+        Policy.from_config({"preset": name, "budget": 16}, CHAIN)
+    assert dict(info.value.errors)["preset"] == f"presets extend each other in a cycle: {cycle}"
+
+
+def test_the_ablation_presets_extend_the_windowkv_preset():
+    registries = default_registries()
+    assert registries["policy"].get("windowkv_no_sharing").config["preset"] == "windowkv"
+    deep = Policy.from_preset("windowkv_deep_leader", budget=8)
+    assert (deep.sharing.group_size, deep.sharing.leader_layer) == (8, "last")
+
+
+# ------------------------------------------------------------------------------ one pydantic model
+
+
+def test_policy_is_the_pydantic_config_model():
+    config = {"preset": "windowkv", "budget": 32, "sharing": {"type": "none"}}
+    assert Policy.model_validate(config) == Policy.from_config(config)
+    assert isinstance(Policy.model_validate(config), PolicyConfig)
+    assert PolicyConfig.model_validate(config).to_config() == Policy.from_config(config).to_config()
+    assert Policy.from_config(config).model_dump(mode="json")["sharing"] == {"type": "none"}
+
+
+def test_defaults_come_from_the_windowkv_preset():
+    from windowkv.policies.presets import paper_defaults
+
+    config = Policy(64).to_config()
+    for key, value in paper_defaults().items():
+        assert Policy.from_config({"budget": 64, key: value}).to_config() == config
+
+
+def test_optional_stages_are_left_out_of_the_config_when_unset():
+    config = Policy(64).to_config()
+    assert not {"merger", "quantizer", "channel_pruner"} & set(config)
+    policy = Policy(64, merger="nearest_mean", quantizer={"type": "uniform", "bits": 2},
+                    channel_pruner={"type": "think", "keep_ratio": 0.5})
+    config = policy.to_config()
+    assert config["merger"] == {"type": "nearest_mean"}
+    assert config["quantizer"] == {"type": "uniform", "bits": 2, "group_size": 32}
+    assert Policy.from_config(config) == policy
+
+
+def test_bad_optional_stage_names_its_path_and_the_registered_names():
+    errors = errors_of({"budget": 8, "quantizer": {"type": "uniform", "bits": 3}, "merger": "nope"})
+    assert "2" in errors["quantizer.bits"] and "8" in errors["quantizer.bits"]
+    assert "drop" in errors["merger.type"] and "nearest_mean" in errors["merger.type"]
+
+
+def test_json_schema_lists_every_registered_component_by_type():
+    from windowkv import policy_json_schema
+
+    schema = policy_json_schema(REGISTRIES)
+    scorer_types = {m["properties"]["type"]["const"] for m in schema["properties"]["scorer"]["oneOf"]}
+    assert scorer_types == set(REGISTRIES["scorer"].names())
+    assert schema["properties"]["scorer"]["discriminator"] == {"propertyName": "type"}
+    assert set(schema["properties"]["preset"]["enum"]) == set(REGISTRIES["policy"].names())
+    json.dumps(schema)
+
+
+# ------------------------------------------------------------------------------ whole methods
+
+
+class EveryTenth:
+    """A whole method that fits no slot: keeps every tenth prompt position (a plugin's ``method``)."""
+
+    name = "every_tenth"
+
+    def __init__(self, budget, name="every_tenth", stride=10):
+        from windowkv import Budget
+
+        self.budget, self.stride, self.label = Budget.of(budget), stride, name
+
+    def to_config(self):
+        return {"method": {"type": "every_tenth", "stride": self.stride}, "budget": self.budget.to_config()}
+
+    start_run = select_layer = apply = Policy.apply
+    on_prefill_end = on_decode_step = on_new_turn = on_request_end = Policy.on_request_end
+
+
+class Methods:
+    __name__ = "methods"
+
+    @hookimpl
+    def windowkv_register_methods(self):
+        return [EveryTenth]
+
+    @hookimpl
+    def windowkv_register_policies(self):
+        return [Preset("tenth", {"method": {"type": "every_tenth", "stride": 7}, "budget": 3})]
+
+
+def test_a_registered_method_is_built_from_a_config_or_a_preset():
+    from windowkv import LayerPolicy
+
+    registries = fresh_registries(Methods())
+    method = Policy.from_config({"method": {"type": "every_tenth", "stride": 5}, "budget": 12}, registries)
+    assert isinstance(method, EveryTenth) and isinstance(method, LayerPolicy)
+    assert (method.stride, method.budget.tokens) == (5, 12)
+    assert Policy.from_config({"preset": "tenth"}, registries).stride == 7
+    assert isinstance(Policy(8), LayerPolicy)
+    errors = dict(pytest.raises(ConfigError, Policy.from_config, {"method": {"type": "every_tenh"}}, registries)
+                  .value.errors)
+    assert "Did you mean 'every_tenth'?" in errors["method.type"]
+
+
+def test_a_method_class_missing_a_hook_is_a_warning():
+    class Incomplete:
+        name = "incomplete"
+
+        def start_run(self):
+            pass
+
+    class Plugin:
+        __name__ = "incomplete_plugin"
+
+        @hookimpl
+        def windowkv_register_methods(self):
+            return [Incomplete]
+
+    with pytest.warns(PluginLoadWarning, match="LayerPolicy"):
+        registries = fresh_registries(Plugin())
+    assert "incomplete" not in registries["method"]
+
+
+def test_a_stage_that_cannot_serve_the_policy_is_an_error_naming_both():
+    policy = Policy(64, name="mine", quantizer={"type": "uniform", "group_size": 32},
+                    channel_pruner={"type": "think", "keep_ratio": 0.6})
+    policy.check_stages(head_dim=160)  # keeps 96 channels: 3 groups of 32
+    with pytest.raises(ConfigError) as info:
+        policy.check_stages(head_dim=64)  # keeps 38 channels
+    assert dict(info.value.errors)["quantizer"] == (
+        "quantizer 'uniform' cannot serve policy 'mine': the 38 key channels its channel pruner keeps is not a "
+        "multiple of group_size 32")
+    with pytest.raises(ConfigError, match="head_dim 48 is not a multiple of group_size 32"):
+        Policy(64, quantizer="uniform").check_stages(head_dim=48)
+    Policy(64).check_stages(head_dim=48)  # no stage, nothing to check

@@ -7,6 +7,8 @@
   tiny random-weight model and a byte-level tokenizer built in memory (never the SmolLM2 model);
 - every ``--8<--`` include in a page names an existing file (and section), and every repository path
   a page names in backticks exists;
+- no Markdown page (README, docs/, benchmarks/, plugins/) names a path of one particular machine
+  (``/work/...``, ``/root/...``, a venv under ``/tmp``): its commands run from a clean clone;
 - ``mkdocs build --strict`` succeeds (skipped, with the reason, when mkdocs is not installed).
 """
 
@@ -18,7 +20,6 @@ import runpy
 import subprocess
 import sys
 import warnings
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,8 @@ DOCS = ROOT / "docs"
 SNIPPETS = DOCS / "snippets"
 GENERATOR = ROOT / "scripts" / "gen_docs_reference.py"
 EXAMPLE_PLUGIN = "windowkv-example-scorer"
-#: snippets that need the example plugin distribution installed (its entry point, not just its code)
+#: snippets that need the example plugin distribution installed (its entry point, not just its code);
+#: the ``example_plugin`` fixture (tests/conftest.py) provides it
 NEEDS_EXAMPLE_PLUGIN = {"use_value_norm.py"}
 
 
@@ -133,15 +135,11 @@ def test_there_are_snippets():
 
 
 @pytest.mark.parametrize("path", SNIPPET_FILES, ids=[p.name for p in SNIPPET_FILES])
-def test_snippet_runs(path, monkeypatch, capsys):
+def test_snippet_runs(path, monkeypatch, capsys, request):
     import windowkv.models
 
     if path.name in NEEDS_EXAMPLE_PLUGIN:
-        try:
-            metadata.version(EXAMPLE_PLUGIN)
-        except metadata.PackageNotFoundError:
-            pytest.fail(f"{path.name} needs the example plugin installed: pip install -e plugins/{EXAMPLE_PLUGIN} "
-                        "(the test set-up, scripts/bootstrap.sh, does it)", pytrace=False)
+        request.getfixturevalue("example_plugin")  # as if pip-installed, for this test only
     monkeypatch.setattr(windowkv.models, "load_model", tiny_load_model)
     monkeypatch.chdir(SNIPPETS)  # snippets name their config files relative to their own directory
     monkeypatch.syspath_prepend(str(SNIPPETS))
@@ -192,6 +190,38 @@ def test_every_repository_path_named_in_the_docs_exists():
             if not (ROOT / path).exists():
                 missing.append(f"{page.relative_to(ROOT)}: {path}")
     assert not missing, "paths named in the docs that do not exist:\n" + "\n".join(missing)
+
+
+#: a path that exists on one machine only: a home or work directory, or an interpreter outside the repository
+MACHINE_PATH = re.compile(r"(?<![\w.~-])(?:/(?:work|root|home|Users|mnt)/\S*"
+                          r"|/tmp/\S*venv\S*|/(?:usr|opt)/\S*python\S*|[A-Z]:\\Users\\\S*)")
+
+
+def _markdown_pages() -> list[Path]:
+    pages = [ROOT / "README.md"]
+    for folder in ("docs", "benchmarks", "plugins"):
+        pages += sorted((ROOT / folder).rglob("*.md"))
+    return pages
+
+
+def test_no_page_names_a_path_of_one_machine():
+    """Commands in the docs run from a clean clone: `.venv/bin/python ...`, never `/work/venv/bin/python`."""
+    pages = _markdown_pages()
+    assert ROOT / "benchmarks" / "README.md" in pages and len(pages) > 5
+    found = [f"{page.relative_to(ROOT)}:{number}: {match}"
+             for page in pages
+             for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
+             for match in MACHINE_PATH.findall(line)]
+    assert not found, "paths of one machine in the docs (use .venv/bin/... or a relative path):\n" + "\n".join(found)
+
+
+def test_the_machine_path_pattern():
+    for bad in ("/work/venv/bin/python x.py", "$ /root/.cache/windowkv", "/home/me/windowkv/.venv/bin/python",
+                "/tmp/fresh/.venv/bin/python", "/usr/local/bin/python3 -m windowkv", "C:\\Users\\me\\x"):
+        assert MACHINE_PATH.search(bad), bad
+    for good in (".venv/bin/python benchmarks/bench_selection.py", "~/.cache/windowkv", "`windowkv/models.py`",
+                 "https://github.com/org/windowkv/work/", "runs/demo/results.jsonl", "--out /tmp/run"):
+        assert not MACHINE_PATH.search(good), good
 
 
 def test_mkdocs_build_strict(tmp_path):

@@ -14,7 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from windowkv.selectors import TokenTopKSelector, WindowAverageSelector, WindowMaxSelector
+from typing import ClassVar
+
+from windowkv.selectors import Selector, TokenTopKSelector, WindowAverageSelector, WindowMaxSelector
 from windowkv.testing import random_scores
 
 
@@ -139,3 +141,57 @@ def test_paper_drop_count_with_full_windows(window, windows, budget, seed, cls):
     keep = cls(window_size=window)(scores, torch.tensor([n]), torch.tensor([budget]))
     dropped = 0 if budget >= n else math.ceil((n - budget) / window)
     assert int(keep.sum()) == (windows - dropped) * window
+
+
+# ------------------------------------------------------------------------------ the base class enforces the budget
+
+
+class KeepEverything(Selector):
+    """A plugin selector that ignores its budget (issue 9's example)."""
+
+    name: ClassVar[str] = "keep_everything"
+
+    def select(self, scores, lengths, budgets):
+        heads = 1 if self.heads == "shared" else scores.shape[1]
+        return torch.ones(scores.shape[0], heads, scores.shape[2], dtype=torch.bool)
+
+
+def test_an_over_budget_selector_is_clipped_and_the_suffix_is_never_lost():
+    """Budget 10, suffix 4, 80-token prompt, fixed classifier, uniform budgets, no sharing: without the
+    base class's clip every layer kept 14 review tokens and dropped all 4 suffix positions."""
+    from windowkv import Policy, Profile
+    from windowkv.allocators import UniformBudget
+    from windowkv.classifiers import FixedClassifier
+    from windowkv.sharing import NoSharing
+    from windowkv.testing import check_layer_selection, run_policy, synthetic_layer
+
+    policy = Policy(10, classifier=FixedClassifier(label="all"), allocator=UniformBudget(), sharing=NoSharing(),
+                    profiles={"all": Profile(KeepEverything(), 4)})
+    layers = [synthetic_layer([80], kv_heads=2, seed=layer) for layer in range(3)]
+    run, selections = run_policy(policy, layers)
+    for layer_idx, selection in enumerate(selections):
+        kept = selection.positions[0, 0][selection.valid[0, 0]].tolist()
+        assert kept[-4:] == [76, 77, 78, 79], f"layer {layer_idx} lost suffix positions: {kept}"
+        assert len(kept) == 14
+        check_layer_selection(policy, run, layer_idx, selection, kv_heads=2)
+        scores = policy.scorer(layers[layer_idx].inputs(layer_idx, 3, suffix_size=4)).mean(1)[0]
+        assert set(kept[:10]) == set(scores.topk(10).indices.tolist())  # the best-scoring 10 survive
+
+
+@pytest.mark.parametrize("heads", ["shared", "per_kv_head"])
+def test_clipping_keeps_the_best_scores_per_row_and_head(heads):
+    scores = torch.rand(3, 2, 30, generator=torch.Generator().manual_seed(0))
+    lengths, budgets = torch.tensor([30, 12, 0]), torch.tensor([5, 20, 3])
+    keep = KeepEverything(heads=heads)(scores, lengths, budgets)
+    ranked = scores.mean(1, keepdim=True) if heads == "shared" else scores
+    for row, (n, b) in enumerate(zip(lengths.tolist(), budgets.tolist())):
+        for head in range(keep.shape[1]):
+            expected = set(ranked[row, head, :n].topk(min(n, b)).indices.tolist())
+            assert set(keep[row, head].nonzero().flatten().tolist()) == expected
+
+
+def test_the_contract_check_still_reports_a_select_that_overshoots():
+    from windowkv.testing import check_selector_contract
+
+    with pytest.raises(AssertionError, match="select\\(\\) proposes"):
+        check_selector_contract(KeepEverything())

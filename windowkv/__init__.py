@@ -20,7 +20,7 @@ from windowkv.errors import (
     WindowKVError,
 )
 from windowkv.plugins import hookimpl
-from windowkv.policies import Policy, Preset, Profile
+from windowkv.policies import LayerPolicy, Policy, PolicyConfig, Preset, Profile, policy_json_schema
 from windowkv.run import CompressionRun, LayerInputs, LayerSelection, TaskPrediction
 
 __version__ = "0.1.0"
@@ -32,8 +32,10 @@ __all__ = [
     "ComponentConflictError",
     "ConfigError",
     "LayerInputs",
+    "LayerPolicy",
     "LayerSelection",
     "Policy",
+    "PolicyConfig",
     "PluginLoadWarning",
     "Preset",
     "Profile",
@@ -43,5 +45,6 @@ __all__ = [
     "WindowKVError",
     "hookimpl",
     "load_policy",
+    "policy_json_schema",
     "resolve_policy",
 ]

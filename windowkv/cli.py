@@ -223,9 +223,10 @@ def validate(
         raise typer.Exit(RUNTIME_ERROR) from None
     cfg = policy.to_config()
     out.print(f"[bold green]ok[/] {_escape(str(file))}: policy [bold]{policy.name}[/], budget {policy.budget}")
-    for key in ("scorer", "classifier", "allocator", "sharing"):
-        out.print(f"  {key}: {_escape(json.dumps(cfg[key]))}", highlight=False)
-    for label, profile in cfg["profiles"].items():
+    for key in ("method", "scorer", "classifier", "allocator", "sharing", "merger", "quantizer", "channel_pruner"):
+        if key in cfg:
+            out.print(f"  {key}: {_escape(json.dumps(cfg[key]))}", highlight=False)
+    for label, profile in cfg.get("profiles", {}).items():
         out.print(f"  profile {label}: {_escape(json.dumps(profile))}", highlight=False)
 
 

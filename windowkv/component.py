@@ -9,9 +9,10 @@ latter back. Components are stateless; the state of one compression lives in
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
 
 from windowkv.errors import ConfigError
 
@@ -60,18 +61,34 @@ def join_loc(*parts: Any) -> str:
     return out
 
 
+#: pydantic error type whose context carries ``(relative field path, message)`` pairs: raised by
+#: validators that validate nested objects themselves (pydantic keeps no nested location for those)
+NESTED_ERRORS = "windowkv_errors"
+
+
+def nested_errors(pairs: list[tuple[str, str]]) -> PydanticCustomError:
+    """A pydantic error carrying ``(relative path, message)`` pairs, expanded by :func:`pydantic_errors`."""
+    return PydanticCustomError(NESTED_ERRORS, "{summary}", {"summary": "; ".join(m for _, m in pairs),
+                                                             "errors": list(pairs)})
+
+
 def pydantic_errors(
-    exc: ValidationError, loc: str = "", allowed: str | None = None
+    exc: ValidationError, loc: str = "", allowed: str | Callable[[tuple], str | None] | None = None
 ) -> list[tuple[str, str]]:
     """Turn a pydantic error into ``(field path, message)`` pairs, paths prefixed with ``loc``.
 
-    ``allowed`` (the accepted field names) is added to "unknown field" messages.
+    ``allowed`` (the accepted field names, or a function of the error's location giving them) is added
+    to "unknown field" messages.
     """
     pairs = []
     for err in exc.errors():
+        if err["type"] == NESTED_ERRORS:
+            pairs += [(join_loc(loc, *err["loc"], sub), msg) for sub, msg in err["ctx"]["errors"]]
+            continue
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown field" + (f"; allowed fields: {allowed}" if allowed else "")
+            names = allowed(err["loc"]) if callable(allowed) else allowed
+            msg = "unknown field" + (f"; allowed fields: {names}" if names else "")
         elif "input" in err and err["type"] not in ("missing",):
             msg = f"{msg} (got {err['input']!r})"
         pairs.append((join_loc(loc, *err["loc"]), msg))

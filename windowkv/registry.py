@@ -18,7 +18,8 @@ from windowkv.errors import ComponentConflictError, UnknownComponentError
 T = TypeVar("T")
 
 #: The component kinds, in the order the CLI lists them; each has one ``windowkv_register_*`` hook.
-KINDS = ("scorer", "classifier", "selector", "sharing", "budget", "policy")
+KINDS = ("scorer", "classifier", "selector", "sharing", "allocator", "merger", "quantizer", "channel_pruner",
+         "method", "policy")
 
 
 @dataclass(frozen=True)

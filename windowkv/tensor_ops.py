@@ -11,6 +11,23 @@ import torch
 from torch import Tensor
 
 
+def ranks(scores: Tensor) -> Tensor:
+    """Rank of each element along the last axis (0 = best; ties to the earlier index), long."""
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
+    positions = torch.arange(scores.shape[-1], device=scores.device).expand_as(order)
+    return torch.empty_like(order).scatter_(-1, order, positions)
+
+
+def keep_best(keep: Tensor, scores: Tensor, cap: Tensor) -> Tensor:
+    """``keep`` ``[B, ..., N]`` bool reduced to its ``cap[b]`` best-scoring elements per row of the last axis.
+
+    Elements already within the cap stay; no device sync (the cap is applied as a tensor comparison).
+    """
+    big = torch.finfo(torch.float32).max
+    key = torch.where(keep, scores.float().nan_to_num(nan=-big, posinf=big, neginf=-big), float("-inf"))
+    return keep & (ranks(key) < cap.view(-1, *[1] * (keep.dim() - 1)))
+
+
 def valid_prefix(lengths: Tensor, size: int) -> Tensor:
     """``[B, size]`` bool: position ``j`` of row ``b`` is valid iff ``j < lengths[b]``."""
     return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]

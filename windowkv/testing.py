@@ -22,17 +22,19 @@ and :func:`fresh_registries`, which builds registries from given plugin modules 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import torch
 from pydantic import ValidationError
 from torch import Tensor
 
-from windowkv.budgets import BudgetAllocator
+from windowkv.allocators import BudgetAllocator
 from windowkv.classifiers import TaskClassifier
 from windowkv.component import Component
+from windowkv.errors import PluginLoadWarning
 from windowkv.policies import Policy
 from windowkv.registry import Registries
 from windowkv.run import CompressionRun, LayerInputs, LayerSelection
@@ -40,10 +42,21 @@ from windowkv.scorers import Scorer
 from windowkv.selectors import Selector, WindowSelector
 from windowkv.sharing import IndexSharing
 
+if TYPE_CHECKING:
+    from windowkv.channel_pruners import ChannelPruner
+    from windowkv.mergers import MergedSlots, Merger, MergeInputs
+    from windowkv.quantizers import Quantizer
+
 __all__ = [
     "SyntheticLayer",
     "check_allocator_contract",
+    "check_channel_pruner_contract",
     "check_classifier_contract",
+    "check_merged_slots",
+    "check_merger_contract",
+    "check_pruned_channels",
+    "check_quantized",
+    "check_quantizer_contract",
     "check_component_config",
     "check_layer_budget",
     "check_layer_positions",
@@ -55,6 +68,7 @@ __all__ = [
     "kept_positions",
     "layer_order",
     "make_component",
+    "merge_inputs",
     "random_scores",
     "run_policy",
     "synthetic_layer",
@@ -98,10 +112,15 @@ def fresh_registries(
     if builtins:
         pm.register(builtin_plugin, name="builtins")
         plugin_set.distributions["builtins"] = ("windowkv", _windowkv_version())
+    plugin_set.distributions.update(distributions or {})
     for plugin in plugins:
         name = getattr(plugin, "__name__", None) or repr(plugin)
-        pm.register(plugin, name=name)
-    plugin_set.distributions.update(distributions or {})
+        try:
+            pm.register(plugin, name=name)
+        except Exception as exc:  # e.g. a hook declaring an argument its spec does not have
+            dist = plugin_set.distributions.get(name, ("?", None))[0]
+            plugin_set.errors.append(f"windowkv plugin {name!r} ({dist}) failed to load: {type(exc).__name__}: {exc}")
+            warnings.warn(plugin_set.errors[-1], PluginLoadWarning, stacklevel=2)
     return build_registries(plugin_set)
 
 
@@ -460,6 +479,7 @@ def check_selector_contract(selector: Selector | type[Selector], *, seed: int = 
     check_component_config(selector)
     for case, scores, lengths, budgets in _selector_cases(seed):
         keep = selector(scores, lengths, budgets)
+        raw = selector.select(scores, lengths, budgets)
         again = selector(scores.clone(), lengths.clone(), budgets.clone())
         where = f"{selector!r} on {case} (lengths {lengths.tolist()}, budgets {budgets.tolist()})"
         heads = 1 if selector.heads == "shared" else scores.shape[1]
@@ -476,6 +496,11 @@ def check_selector_contract(selector: Selector | type[Selector], *, seed: int = 
                 if len(kept) > max_kept(selector, budget, n, heads):
                     _fail(f"{where}: row {row} head {head} keeps {len(kept)} > budget {budget} "
                           f"(max_kept {max_kept(selector, budget, n, heads)})")
+                proposed = int(raw[row, head, :n].sum())
+                if proposed > max_kept(selector, budget, n, heads):
+                    _fail(f"{where}: select() proposes {proposed} tokens for row {row} head {head} > budget "
+                          f"{budget} (max_kept {max_kept(selector, budget, n, heads)}); calling the selector "
+                          "clips them, but select() should keep to its budget")
                 if budget >= n and len(kept) != n:
                     _fail(f"{where}: row {row} head {head} keeps {len(kept)} of {n} though the budget {budget} suffices")
                 if isinstance(selector, WindowSelector):
@@ -576,6 +601,146 @@ def check_allocator_contract(
                 _fail(f"{where}: non-finite total")
 
 
+# ---------------------------------------------------------------------------------------------------
+# Contract checks of the stages after selection: mergers, quantizers, channel pruners
+# ---------------------------------------------------------------------------------------------------
+
+
+def merge_inputs(lengths: Sequence[int], kept: int, *, kv_heads: int = 2, shared: bool = False, head_dim: int = 8,
+                 seed: int = 0) -> MergeInputs:
+    """A left-padded layer (:func:`synthetic_layer`) and a selection of it: per row and head, up to
+    ``kept`` random real positions (always the row's last one, as the suffix is always kept), sorted,
+    unused slots invalid."""
+    from windowkv.mergers import MergeInputs
+
+    layer = synthetic_layer(lengths, kv_heads=kv_heads, head_dim=head_dim, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    b, size, heads = len(lengths), layer.padded_length, 1 if shared else kv_heads
+    noise = torch.rand(b, heads, size, generator=g).masked_fill(~layer.key_valid[:, None, :], -1.0)
+    if size:  # the last position of every non-empty row is kept
+        noise[:, :, size - 1] = torch.where(layer.key_valid[:, None, size - 1], 2.0, -1.0)
+    k = min(kept, size)
+    top = noise.topk(k, dim=-1)
+    valid = top.values >= 0
+    positions = torch.where(valid, top.indices, 0)
+    order = torch.where(valid, positions, size).sort(dim=-1)
+    return MergeInputs(layer.keys, layer.values, positions.gather(-1, order.indices),
+                       valid.gather(-1, order.indices), layer.key_valid)
+
+
+def check_merger_contract(merger: Merger | type[Merger], *, seed: int = 0) -> None:
+    """A merger returns ``[B, H_kv, K, D]`` keys and values and float32 weights ``[B, H_kv, K]``: 0 on
+    invalid slots, at least 1 on valid ones; a merger that merges every evicted token
+    (``merges_all``) has weights summing to the row's valid prompt tokens and each slot's weight is the
+    number of tokens it stands for; an unmerged kept slot holds its token's key and value exactly; it is
+    deterministic and keeps working with head-shared selections and empty rows.
+    """
+    if isinstance(merger, type):
+        merger = merger()
+    check_component_config(merger)
+    for lengths, kept, shared in (((20, 7, 0), 5, False), ((9,), 9, True), ((33, 33), 1, False), ((12, 3), 4, True)):
+        inputs = merge_inputs(lengths, kept, shared=shared, seed=seed)
+        out = merger(inputs)
+        where = f"{merger!r} on lengths {lengths}, {kept} slots{' (head-shared)' if shared else ''}"
+        again = merger(inputs)
+        if not (torch.equal(out.keys, again.keys) and torch.equal(out.weights, again.weights)):
+            _fail(f"{where}: two calls on the same input disagree")
+        check_merged_slots(merger, inputs, out, where)
+
+
+def check_merged_slots(merger: Merger, inputs: MergeInputs, out: MergedSlots, where: str = "") -> None:
+    """The value rules of :func:`check_merger_contract` for one call's result."""
+    b, h_kv, _, _ = inputs.keys.shape
+    k = inputs.positions.shape[-1]
+    valid = inputs.valid.expand(b, h_kv, k)
+    positions = inputs.positions.expand(b, h_kv, k)
+    w = out.weights
+    if out.keys.shape != (b, h_kv, k, inputs.keys.shape[-1]) or w.shape != (b, h_kv, k) or w.dtype != torch.float32:
+        _fail(f"{where}: shapes {tuple(out.keys.shape)} / weights {w.dtype} {tuple(w.shape)}")
+    if (w[~valid] != 0).any() or (w[valid] < 1).any():
+        _fail(f"{where}: weights {w.tolist()} are not 0 on invalid slots and >= 1 on valid ones")
+    tokens = inputs.key_valid.sum(-1).tolist()
+    for row in range(b):
+        for head in range(h_kv):
+            total = float(w[row, head].sum())
+            if merger.merges_all and valid[row, head].any() and abs(total - tokens[row]) > 1e-3:
+                _fail(f"{where}: row {row} head {head}: weights sum to {total}, but the row has {tokens[row]} "
+                      "prompt tokens (a merged slot's weight is the number of tokens it stands for)")
+            if not merger.merges_all and abs(total - int(valid[row, head].sum())) > 1e-3:
+                _fail(f"{where}: row {row} head {head}: a merger that drops evicted tokens has weight 1 per slot")
+            ones = valid[row, head] & (w[row, head] == 1)
+            kept_keys = inputs.keys[row, head, positions[row, head][ones]]
+            if not torch.allclose(out.keys[row, head][ones].float(), kept_keys.float(), atol=1e-5):
+                _fail(f"{where}: row {row} head {head}: a slot of weight 1 does not hold its token's key")
+
+
+def check_quantizer_contract(quantizer: Quantizer | type[Quantizer], *, seed: int = 0) -> None:
+    """Quantized data is ``uint8`` packed exactly (``data.numel() * 8 == numel * bits``; ``nbytes`` counts
+    the data, scales and zero points), dequantizing restores shape and dtype with an error of at most half
+    a quantization step (``scale / 2``) per group, and a last dimension that is not a multiple of
+    ``group_size`` is refused with a clear error.
+    """
+    if isinstance(quantizer, type):
+        quantizer = quantizer()
+    check_component_config(quantizer)
+    g = torch.Generator().manual_seed(seed)
+    gs = quantizer.group_size
+    for shape, dtype in (((2, 3, 5, 2 * gs), torch.float32), ((1, gs), torch.float16), ((4, 1, 3 * gs), torch.bfloat16)):
+        x = (torch.randn(shape, generator=g) * 3).to(dtype)
+        check_quantized(quantizer, x, f"{quantizer!r} on {dtype} {shape}")
+    x = torch.randn(2, gs + 1 if gs > 1 else 3, generator=g)
+    if x.shape[-1] % gs:
+        try:
+            quantizer.quantize(x)
+        except ValueError as exc:
+            if "group_size" not in str(exc):
+                _fail(f"{quantizer!r}: the error for a last dimension of {x.shape[-1]} does not name group_size: {exc}")
+        else:
+            _fail(f"{quantizer!r} accepted a last dimension of {x.shape[-1]} with group_size {gs}")
+
+
+def check_quantized(quantizer: Quantizer, x: Tensor, where: str = "") -> None:
+    """The packing, byte count and error bound of one :meth:`Quantizer.quantize` call."""
+    q = quantizer.quantize(x)
+    if q.data.dtype != torch.uint8 or q.data.numel() * 8 != x.numel() * quantizer.bits:
+        _fail(f"{where}: {q.data.numel()} {q.data.dtype} data elements for {x.numel()} values at {quantizer.bits} bits")
+    held = sum(t.numel() * t.element_size() for t in (q.data, q.scale, q.zero))
+    if q.nbytes != held:
+        _fail(f"{where}: nbytes {q.nbytes} != {held} bytes held")
+    y = quantizer.dequantize(q)
+    if y.shape != x.shape or y.dtype != x.dtype:
+        _fail(f"{where}: dequantized {y.dtype} {tuple(y.shape)}")
+    groups = x.shape[-1] // quantizer.group_size
+    error = (y.float() - x.float()).abs().reshape(*x.shape[:-1], groups, quantizer.group_size).amax(-1)
+    rounding = x.float().abs().reshape(*x.shape[:-1], groups, -1).amax(-1) * torch.finfo(x.dtype).eps * 2
+    if (error > q.scale / 2 + rounding + 1e-6).any():
+        _fail(f"{where}: error {float(error.max()):.4g} exceeds half a step (scale / 2)")
+
+
+def check_channel_pruner_contract(pruner: ChannelPruner | type[ChannelPruner], *, seed: int = 0) -> None:
+    """A channel pruner returns ``[B, H_kv, C]`` long indices, sorted and unique per KV head, with ``C`` its
+    declared count (:meth:`ChannelPruner.num_channels`), for any GQA group size; deterministic."""
+    if isinstance(pruner, type):
+        pruner = pruner()
+    check_component_config(pruner)
+    g = torch.Generator().manual_seed(seed)
+    for b, h_kv, groups, s, length, d in ((1, 2, 1, 4, 20, 8), (2, 3, 2, 1, 7, 16), (3, 1, 4, 8, 1, 5)):
+        queries = torch.randn(b, h_kv * groups, s, d, generator=g)
+        keys = torch.randn(b, h_kv, length, d, generator=g)
+        check_pruned_channels(pruner, queries, keys, groups, f"{pruner!r} on D={d}, G={groups}")
+
+
+def check_pruned_channels(pruner: ChannelPruner, queries: Tensor, keys: Tensor, groups: int, where: str = "") -> None:
+    """The shape, count, order and determinism of one :meth:`ChannelPruner.select_channels` call."""
+    b, h_kv, _, d = keys.shape
+    kept = pruner.select_channels(queries, keys, groups)
+    c = pruner.num_channels(d)
+    if kept.dtype != torch.long or tuple(kept.shape) != (b, h_kv, c):
+        _fail(f"{where}: returned {kept.dtype} {tuple(kept.shape)}, expected long {(b, h_kv, c)}")
+    if c and ((kept[..., 1:] <= kept[..., :-1]).any() or kept.min() < 0 or kept.max() >= d):
+        _fail(f"{where}: channels {kept.tolist()} are not sorted, unique and inside [0, {d})")
+    if not torch.equal(kept, pruner.select_channels(queries.clone(), keys.clone(), groups)):
+        _fail(f"{where}: two calls on the same input disagree")
 #: prompts every classifier must label: questions, instructions, empty and whitespace-only text,
 #: non-English text, and a ~100k-token prompt (a classifier must read its edges, not all of it)
 CLASSIFIER_PROMPTS = (

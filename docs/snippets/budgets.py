@@ -3,7 +3,7 @@
 import torch
 
 # --8<-- [start:allocators]
-from windowkv.budgets import ArithmeticGroupBudget, UniformBudget
+from windowkv.allocators import ArithmeticGroupBudget, UniformBudget
 
 # B = 256 review tokens per layer on average, over the 30 layers of SmolLM2-135M
 print(UniformBudget()(256, 30))  # 30 x 256

@@ -25,7 +25,7 @@ print(repr(uniform.allocator))
 
 # --8<-- [start:python]
 from windowkv import Profile
-from windowkv.budgets import ArithmeticGroupBudget, UniformBudget
+from windowkv.allocators import ArithmeticGroupBudget, UniformBudget
 from windowkv.classifiers import EmbeddingClassifier, FixedClassifier
 from windowkv.scorers import SuffixAttentionScorer
 from windowkv.selectors import TokenTopKSelector, WindowAverageSelector, WindowMaxSelector

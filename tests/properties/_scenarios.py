@@ -1,17 +1,22 @@
 """Hypothesis strategies shared by the invariant tests: one policy per registered component combination.
 
-Every test in this directory is parametrised over :data:`COMBOS`, every registered selector x sharing
-strategy x budget allocator (plugins included), so a new component is tested without editing a test.
+The pipeline tests in this directory are parametrised over :data:`COMBOS`, every registered selector x
+sharing strategy x budget allocator (plugins included), so a new component is tested without editing a
+test; the component-alone tests over the registry of one kind. Each test asks for a total number of
+examples (:func:`examples`, :func:`per_combo`): every invariant's tests add up to at least 1,000 in the
+``ci`` profile. Scenarios are small most of the time (:func:`mostly`) so that a thousand stay cheap.
 Components get the drawn parameters they declare (``window_size``, ``heads``, ``group_size``, ``beta``)
 through :func:`windowkv.testing.make_component`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
 import pytest
+import torch
 from hypothesis import settings
 from hypothesis import strategies as st
 
@@ -30,26 +35,29 @@ COMBOS = [
     pytest.param(sel, sh, al, id=f"{sel}-{sh}-{al}")
     for sel in REGISTRIES["selector"].names()
     for sh in REGISTRIES["sharing"].names()
-    for al in REGISTRIES["budget"].names()
+    for al in REGISTRIES["allocator"].names()
 ]
 
 MAX_LENGTH = 300
 
 
-def scaled(factor: float, **kwargs) -> settings:
-    """The loaded profile's settings with ``factor`` times its examples (cheap tests draw more)."""
-    return settings(max_examples=max(1, round(settings.default.max_examples * factor)), **kwargs)
+def examples(total: int, parametrisations: int = 1, **kwargs) -> settings:
+    """Settings of a test that draws ``total`` examples at the ``ci`` profile's scale (``max_examples`` 100,
+    see ``tests/conftest.py``), spread evenly over its ``parametrisations`` (at least 1 each)."""
+    scale = settings.default.max_examples / 100
+    return settings(max_examples=max(1, math.ceil(total * scale / max(parametrisations, 1))), **kwargs)
 
 
-#: the number of combinations the profiles' example counts were tuned for (3 x 3 x 2 built-ins)
-TUNED_COMBOS = 18
+def per_combo(total: int, **kwargs) -> settings:
+    """:func:`examples` for a test parametrised over :data:`COMBOS`: registering components spreads the
+    same total over more combinations, so the suite's time stays bounded."""
+    return examples(total, len(COMBOS), **kwargs)
 
 
-def per_combo(factor: float = 1.0, **kwargs) -> settings:
-    """Settings of a test parametrised over :data:`COMBOS`: the profile's examples spread over the
-    combinations (at least 2 each), so registering components keeps the suite's time bounded."""
-    share = settings.default.max_examples * factor * TUNED_COMBOS / max(len(COMBOS), 1)
-    return settings(max_examples=max(2, round(share)), **kwargs)
+def mostly(small: st.SearchStrategy, large: st.SearchStrategy, one_in: int = 8) -> st.SearchStrategy:
+    """``small`` most of the time, ``large`` about once in ``one_in`` draws: examples stay cheap (a few
+    layers, short prompts) while the model sizes of the paper (30 layers, 300 tokens) keep coming up."""
+    return st.integers(1, one_in).flatmap(lambda i: large if i == 1 else small)
 
 
 @dataclass
@@ -107,7 +115,7 @@ class Scenario:
 def budgets() -> st.SearchStrategy[int | float]:
     """Token budgets (ints) and ratios (floats in (0, 1])."""
     return st.one_of(
-        st.integers(1, 400),
+        mostly(st.integers(1, 100), st.integers(1, 400), one_in=4),
         st.sampled_from([1, 8, 32, 128]),
         st.floats(0.01, 1.0, allow_nan=False),
         st.sampled_from([0.1, 0.25, 0.5, 1.0]),
@@ -117,13 +125,13 @@ def budgets() -> st.SearchStrategy[int | float]:
 def lengths_for(suffixes: tuple[int, ...]) -> st.SearchStrategy[int]:
     """Prompt lengths 0..MAX_LENGTH, with the edges near the suffix sizes and length 1 drawn often."""
     edges = sorted({0, 1, 2, MAX_LENGTH} | {max(s + d, 0) for s in suffixes for d in (-1, 0, 1)})
-    return st.one_of(st.integers(1, MAX_LENGTH), st.sampled_from(edges))
+    return st.one_of(mostly(st.integers(1, 96), st.integers(1, MAX_LENGTH)), st.sampled_from(edges))
 
 
 @st.composite
 def policies(draw, selector: str, sharing: str, allocator: str, *, budget=None) -> Policy:
     """A policy of the given registered components with drawn parameters and two profiles."""
-    group = draw(st.integers(1, 12))
+    group = draw(mostly(st.integers(1, 4), st.integers(1, 12), one_in=3))
     alloc_group = draw(st.one_of(st.just(group), st.integers(1, 12)))
     beta = draw(st.one_of(st.just(14.0), st.floats(alloc_group / 2 + 0.25, 30.0)))
     selector_cls = REGISTRIES["selector"].get(selector)
@@ -140,7 +148,7 @@ def policies(draw, selector: str, sharing: str, allocator: str, *, budget=None) 
         classifier=KeywordClassifier(),
         sharing=make_component(REGISTRIES["sharing"].get(sharing), group_size=group,
                                leader_layer=draw(st.sampled_from(["first", "last"]))),
-        allocator=make_component(REGISTRIES["budget"].get(allocator), group_size=alloc_group, beta=beta),
+        allocator=make_component(REGISTRIES["allocator"].get(allocator), group_size=alloc_group, beta=beta),
         profiles=profiles,
         name="drawn",
     )
@@ -161,8 +169,30 @@ def scenarios(draw, selector: str, sharing: str, allocator: str, *, policy: Poli
         lengths=lengths,
         padded_length=max(lengths) + extra,
         labels=tuple(draw(st.lists(st.sampled_from(["qa", "other"]), min_size=batch, max_size=batch))),
-        num_layers=draw(st.one_of(st.just(30), st.integers(1, 40))),
+        num_layers=draw(mostly(st.integers(1, 6), st.one_of(st.just(30), st.integers(1, 40)))),
         kv_heads=draw(st.integers(1, 3)),
         query_groups=draw(st.integers(1, 2)),
         seed=draw(st.integers(0, 2**20)),
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# One component alone: cheap examples, so every invariant draws its thousand
+# ---------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def selector_cases(draw, selector: str):
+    """A registered selector with drawn parameters, and aligned ``scores [B, H_kv, R]`` (ties drawn
+    often), ``lengths [B]`` and ``budgets [B]`` as :meth:`Policy.select_layer` hands them over."""
+    component = make_component(REGISTRIES["selector"].get(selector), window_size=draw(st.integers(1, 12)),
+                               heads=draw(st.sampled_from(["shared", "per_kv_head"])))
+    b, h, r = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(mostly(st.integers(0, 48), st.integers(0, 200)))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**20)))
+    scores = torch.rand(b, h, r, generator=g)
+    if draw(st.booleans()):
+        scores = (scores * draw(st.integers(1, 4))).floor()  # ties
+    lengths = torch.tensor(draw(st.lists(st.one_of(st.integers(0, r), st.just(r)), min_size=b, max_size=b)),
+                           dtype=torch.long)
+    budgets = torch.tensor(draw(st.lists(st.integers(0, r + 2), min_size=b, max_size=b)), dtype=torch.long)
+    return component, scores, lengths, budgets

@@ -7,13 +7,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from windowkv.testing import check_layer_budget
+from windowkv.testing import check_layer_budget, max_kept
 
-from _scenarios import COMBOS, per_combo, scenarios
+from _scenarios import COMBOS, REGISTRIES, examples, per_combo, scenarios, selector_cases
 
 
 @pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
-@per_combo()
+@per_combo(250)
 @given(data=st.data())
 def test_invariant_1_layer_keeps_at_most_budget(selector, sharing, allocator, data):
     scenario = data.draw(scenarios(selector, sharing, allocator), label="scenario")
@@ -32,3 +32,22 @@ def _review_lengths(run):
         for i, row in enumerate(group.rows):
             out[row] = group.review_lengths[i]
     return out
+
+
+@pytest.mark.parametrize("selector", REGISTRIES["selector"].names())
+@examples(800, len(REGISTRIES["selector"]))
+@given(case=st.data())
+def test_invariant_1_selector_alone_keeps_at_most_budget(selector, case):
+    """Whatever its parameters and inputs, a selector keeps at most ``min(b, n)`` of a row's ``n`` valid
+    tokens per head (a head-wise selector: ``max_kept`` per head and ``H x min(b, n)`` per row), all of
+    them when the budget suffices, none beyond the row's length."""
+    component, scores, lengths, budgets = case.draw(selector_cases(selector), label="case")
+    keep = component(scores, lengths, budgets)
+    heads = keep.shape[1]
+    counts = keep.sum(-1)  # [B, H]
+    for row, (n, b) in enumerate(zip(lengths.tolist(), budgets.tolist())):
+        assert not keep[row, :, n:].any(), f"row {row} keeps positions beyond its length {n}"
+        assert counts[row].max() <= max_kept(component, b, n, heads), (row, counts[row].tolist(), b, n)
+        assert counts[row].sum() <= heads * min(b, n), (row, counts[row].tolist(), b, n)
+        if b >= n:
+            assert (counts[row] == n).all(), f"row {row}: budget {b} >= {n} but kept {counts[row].tolist()}"

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from windowkv.testing import check_layer_budget, make_component
 
-from _scenarios import COMBOS, REGISTRIES, per_combo, scaled, scenarios
+from _scenarios import COMBOS, REGISTRIES, examples, per_combo, scenarios
 
 
 @pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
-@per_combo()
+@per_combo(250)
 @given(data=st.data())
 def test_invariant_2_total_never_exceeds_budget(selector, sharing, allocator, data):
     scenario = data.draw(scenarios(selector, sharing, allocator), label="scenario")
@@ -48,8 +48,8 @@ def allocator_params():
     )
 
 
-@pytest.mark.parametrize("allocator", REGISTRIES["budget"].names())
-@scaled(20)
+@pytest.mark.parametrize("allocator", REGISTRIES["allocator"].names())
+@examples(800, len(REGISTRIES["allocator"]))
 @given(
     params=allocator_params(),
     average=st.one_of(
@@ -60,7 +60,7 @@ def allocator_params():
     num_layers=st.one_of(st.integers(1, 200), st.sampled_from([1, 7, 8, 9, 30, 32, 80])),
 )
 def test_invariant_2_allocator_total_never_exceeds_n_times_b(allocator, params, average, num_layers):
-    component = make_component(REGISTRIES["budget"].get(allocator), **params)
+    component = make_component(REGISTRIES["allocator"].get(allocator), **params)
     budgets = component(average, num_layers)
     assert len(budgets) == num_layers
     assert all(isinstance(b, int) and b >= 0 for b in budgets), budgets

@@ -10,13 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from windowkv import Policy
-from windowkv.budgets import ArithmeticGroupBudget, UniformBudget
+from windowkv.allocators import ArithmeticGroupBudget, UniformBudget
 from windowkv.classifiers import FixedClassifier
-from windowkv.policies.policy import windowkv_profiles
 from windowkv.sharing import GroupSharing, NoSharing
-from windowkv.testing import check_layer_selection, layer_order, run_policy, synthetic_layer
+from windowkv.testing import check_layer_selection, layer_order, make_component, run_policy, synthetic_layer
 
-from _scenarios import COMBOS, REGISTRIES, per_combo, scenarios
+from _scenarios import COMBOS, REGISTRIES, examples, per_combo, scenarios
 
 
 def same_selection(a, b) -> bool:
@@ -26,7 +25,7 @@ def same_selection(a, b) -> bool:
 
 
 @pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
-@per_combo()
+@per_combo(250)
 @given(data=st.data())
 def test_invariant_4_followers_keep_leader_positions(selector, sharing, allocator, data):
     scenario = data.draw(scenarios(selector, sharing, allocator), label="scenario")
@@ -42,7 +41,7 @@ def test_invariant_4_followers_keep_leader_positions(selector, sharing, allocato
 
 
 @pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
-@per_combo(0.5)  # four runs per example
+@per_combo(120)  # four runs per example
 @given(data=st.data())
 def test_invariant_4_two_prompts_never_share(selector, sharing, allocator, data):
     """Two runs of one policy, interleaved layer by layer, give what each gives alone with a fresh policy."""
@@ -68,9 +67,32 @@ def test_invariant_4_two_prompts_never_share(selector, sharing, allocator, data)
             assert same_selection(a, b), f"prompt {i}, layer {layer}: interleaving with another prompt changed it"
 
 
+@pytest.mark.parametrize("sharing", REGISTRIES["sharing"].names())
+@examples(700, len(REGISTRIES["sharing"]))
+@given(group_size=st.integers(1, 64), leader_layer=st.sampled_from(["first", "last"]),
+       num_layers=st.one_of(st.integers(1, 96), st.sampled_from([1, 7, 8, 9, 30, 32, 80])),
+       lengths=st.lists(st.integers(0, 64), min_size=1, max_size=3))
+def test_invariant_4_sharing_alone_leaders_lead_and_runs_share_nothing(sharing, group_size, leader_layer,
+                                                                       num_layers, lengths):
+    """Every layer's leader is a layer that leads itself, the run's leaders are the strategy's, the layer
+    order visits each leader before its followers, and two runs of one policy share no state."""
+    strategy = make_component(REGISTRIES["sharing"].get(sharing), group_size=group_size, leader_layer=leader_layer)
+    leaders = [strategy(layer, num_layers) for layer in range(num_layers)]
+    assert all(0 <= leader < num_layers and strategy(leader, num_layers) == leader for leader in leaders)
+    seen: set[int] = set()
+    for layer in layer_order(strategy, num_layers):
+        assert leaders[layer] in seen | {layer}, f"layer {layer} comes before its leader {leaders[layer]}"
+        seen.add(layer)
+    assert seen == set(range(num_layers))
+    policy = Policy(8, sharing=strategy)
+    first, second = (policy.start_run(lengths, max(lengths), num_layers, task="qa") for _ in range(2))
+    assert first.leaders == second.leaders == leaders
+    assert first.shared_scores is not second.shared_scores and first.selections is not second.selections
+
+
 def reference_defect_policy(allocator) -> Policy:
     return Policy(64, classifier=FixedClassifier(label="other"), allocator=allocator,
-                  sharing=GroupSharing(group_size=8), profiles=windowkv_profiles())
+                  sharing=GroupSharing(group_size=8))
 
 
 def test_invariant_4_leader_no_compression_exit_reuses_nothing_stale():

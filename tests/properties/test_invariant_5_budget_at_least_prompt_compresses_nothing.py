@@ -11,30 +11,55 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from windowkv import Policy
-from windowkv.budgets import ArithmeticGroupBudget
+from windowkv.allocators import ArithmeticGroupBudget
 from windowkv.classifiers import FixedClassifier
-from windowkv.policies.policy import windowkv_profiles
 
-from _scenarios import COMBOS, per_combo, scenarios
+from _scenarios import COMBOS, REGISTRIES, examples, per_combo, scenarios, selector_cases
 
-@pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
-@per_combo()
-@given(data=st.data())
-def test_invariant_5_budget_at_least_prompt_compresses_nothing(selector, sharing, allocator, data):
+
+def covered(data, selector: str, sharing: str, allocator: str):
+    """A drawn scenario whose policy's budget covers every row: a ratio of 1, or tokens >= the longest."""
     scenario = data.draw(scenarios(selector, sharing, allocator), label="scenario")
     longest = max(scenario.lengths)
-    budget = data.draw(st.one_of(st.just(1.0), st.integers(max(longest, 1), 2 * longest + 1)), label="budget")
-    scenario = dataclasses.replace(scenario, policy=scenario.policy.with_budget(budget))
+    budget = data.draw(st.one_of(st.just(1.0), st.integers(max(longest, 1), 4 * longest + 1)), label="budget")
+    return dataclasses.replace(scenario, policy=scenario.policy.with_budget(budget))
+
+
+@pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
+@per_combo(250)
+@given(data=st.data())
+def test_invariant_5_budget_at_least_prompt_compresses_nothing(selector, sharing, allocator, data):
+    scenario = covered(data, selector, sharing, allocator)
     run, selections = scenario.run()
     assert not run.active
     assert selections == [None] * scenario.num_layers
+
+
+@pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
+@per_combo(500)
+@given(data=st.data())
+def test_invariant_5_plan_of_a_budget_at_least_prompt_evicts_nowhere(selector, sharing, allocator, data):
+    """The run's plan alone (no layer selected): no layer of any row compresses."""
+    scenario = covered(data, selector, sharing, allocator)
+    run = scenario.start()
+    assert not run.active and not any(run.layer_needs_scores(layer) for layer in range(scenario.num_layers))
+
+
+@pytest.mark.parametrize("selector", REGISTRIES["selector"].names())
+@examples(300, len(REGISTRIES["selector"]))
+@given(case=st.data())
+def test_invariant_5_selector_alone_with_budget_at_least_length_keeps_everything(selector, case):
+    component, scores, lengths, budgets = case.draw(selector_cases(selector), label="case")
+    budgets = lengths + budgets  # every budget covers its row
+    keep = component(scores, lengths, budgets)
+    for row, n in enumerate(lengths.tolist()):
+        assert keep[row, :, :n].all() and not keep[row, :, n:].any(), f"row {row} of length {n}"
 
 
 @pytest.mark.parametrize("budget", [100, 84, 1.0])
 def test_invariant_5_windowkv_preset_budget_equal_to_prompt_length(budget):
     """Regression: with WindowKV's defaults, a 100-token prompt (review 84 with s=16) and budget 100,
     84 or 100%, the arithmetic groups gave layers 24-31 floor(B * 8 / 14) < 84 tokens, which evicted."""
-    policy = Policy(budget, classifier=FixedClassifier(label="other"), allocator=ArithmeticGroupBudget(),
-                    profiles=windowkv_profiles())
+    policy = Policy(budget, classifier=FixedClassifier(label="other"), allocator=ArithmeticGroupBudget())
     run = policy.start_run([100], 100, num_layers=32)
     assert not run.active, f"layer budgets {[b[0] for b in run.groups[0].budgets]} for 84 review tokens"

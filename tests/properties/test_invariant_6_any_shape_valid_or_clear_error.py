@@ -16,7 +16,7 @@ from windowkv import ConfigError, Policy
 from windowkv.component import join_loc
 from windowkv.testing import check_layer_selection, run_policy, synthetic_layer
 
-from _scenarios import COMBOS, REGISTRIES, Scenario, TEXTS, per_combo
+from _scenarios import COMBOS, REGISTRIES, Scenario, TEXTS, mostly, per_combo
 
 
 def _fields(kind: str, name: str) -> set[str]:
@@ -85,7 +85,7 @@ def configs(draw, selector: str, sharing: str, allocator: str):
         if group < 1:
             bad.add("sharing.group_size")
     alc: dict = {"type": allocator}
-    fields = _fields("budget", allocator)
+    fields = _fields("allocator", allocator)
     if "group_size" in fields:
         alc["group_size"] = alloc_group
         if alloc_group < 1:
@@ -99,7 +99,7 @@ def configs(draw, selector: str, sharing: str, allocator: str):
     if not _valid_budget(budget):
         bad.add("budget")
     bad |= _rejected("selector", sel, "profiles.p.selector") | _rejected("sharing", shr, "sharing")
-    bad |= _rejected("budget", alc, "allocator")
+    bad |= _rejected("allocator", alc, "allocator")
     config = {
         "budget": budget, "classifier": {"type": "fixed", "label": "p"}, "sharing": shr, "allocator": alc,
         "profiles": {"p": {"selector": sel, "suffix_size": suffix}},
@@ -109,11 +109,9 @@ def configs(draw, selector: str, sharing: str, allocator: str):
     return config, bad
 
 
-@pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
-@per_combo()
-@given(data=st.data())
-def test_invariant_6_any_shape_valid_or_clear_error(selector, sharing, allocator, data):
-    config, bad = data.draw(configs(selector, sharing, allocator), label="config")
+def validate(config: dict, bad: set[str]) -> Policy | None:
+    """The policy of a valid config; for an invalid one, check that the ConfigError names every bad path
+    (and nothing outside the config) and return None."""
     drawn_paths = {"budget", "sharing", "allocator", "profiles.p.suffix_size", "profiles.p.selector"}
     try:
         policy = Policy.from_config(config, REGISTRIES)
@@ -124,14 +122,33 @@ def test_invariant_6_any_shape_valid_or_clear_error(selector, sharing, allocator
         for loc in reported:
             assert any(loc == p or loc.startswith(p + ".") for p in drawn_paths), f"error outside the config: {loc}"
             assert loc in str(exc)
-        return
+        return None
     assert not bad, f"invalid values {sorted(bad)} were accepted: {policy.to_config()}"
+    return policy
 
-    num_layers = data.draw(st.one_of(st.just(30), st.integers(0, 40)), label="num_layers")
+
+@pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
+@per_combo(800)
+@given(data=st.data())
+def test_invariant_6_any_config_is_a_policy_or_a_clear_error(selector, sharing, allocator, data):
+    """The configuration alone: cheap, so it explores the value ranges widely."""
+    validate(*data.draw(configs(selector, sharing, allocator), label="config"))
+
+
+@pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
+@per_combo(250)
+@given(data=st.data())
+def test_invariant_6_any_shape_valid_or_clear_error(selector, sharing, allocator, data):
+    config, bad = data.draw(configs(selector, sharing, allocator), label="config")
+    policy = validate(config, bad)
+    if policy is None:
+        return
+
+    num_layers = data.draw(mostly(st.integers(0, 6), st.one_of(st.just(30), st.integers(0, 40))), label="num_layers")
     batch = data.draw(st.integers(1, 4), label="batch")
     s = config["profiles"]["p"]["suffix_size"]
     lengths = tuple(data.draw(st.lists(
-        st.one_of(st.integers(0, 300), st.sampled_from([0, 1, max(s - 1, 0), s, s + 1])),
+        st.one_of(mostly(st.integers(0, 96), st.integers(0, 300)), st.sampled_from([0, 1, max(s - 1, 0), s, s + 1])),
         min_size=batch, max_size=batch), label="lengths"))
     padded = max(lengths) + data.draw(st.sampled_from([0, 0, 2]), label="extra padding")
     if num_layers < 1:

@@ -5,17 +5,17 @@ semantics). Padding-only rows (length 0) have no "alone" and are checked to keep
 from __future__ import annotations
 
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from windowkv import Policy
-from windowkv.budgets import ArithmeticGroupBudget
+from windowkv.allocators import ArithmeticGroupBudget
 from windowkv.classifiers import FixedClassifier
-from windowkv.policies.policy import windowkv_profiles
 from windowkv.sharing import AllLayersSharing
 from windowkv.testing import kept_positions, make_component, run_policy, synthetic_layer
 
-from _scenarios import COMBOS, REGISTRIES, per_combo, scenarios
+from _scenarios import COMBOS, REGISTRIES, examples, per_combo, scenarios, selector_cases
 
 
 def check_rows_match_alone(scenario) -> None:
@@ -41,7 +41,7 @@ def check_rows_match_alone(scenario) -> None:
 
 
 @pytest.mark.parametrize("selector, sharing, allocator", COMBOS)
-@per_combo()
+@per_combo(150)
 @given(data=st.data())
 def test_invariant_7_batch_rows_match_rows_alone(selector, sharing, allocator, data):
     scenario = data.draw(scenarios(selector, sharing, allocator, max_batch=3), label="scenario")
@@ -49,6 +49,7 @@ def test_invariant_7_batch_rows_match_rows_alone(selector, sharing, allocator, d
 
 
 @pytest.mark.parametrize("scorer", REGISTRIES["scorer"].names())
+@examples(200, len(REGISTRIES["scorer"]))
 @given(data=st.data())
 def test_invariant_7_every_scorer_batch_rows_match_rows_alone(scorer, data):
     """Padding must not leak into any registered scorer's scores (WindowKV profiles, no sharing)."""
@@ -67,10 +68,23 @@ def test_invariant_7_lazy_leader_regression():
     scores used to come from the first layer that evicted for *some* row (layer 4 in the batch, layer 12
     for the short row alone), so the short row kept other positions in the batch than alone."""
     policy = Policy(64, classifier=FixedClassifier(label="other"), allocator=ArithmeticGroupBudget(group_size=4),
-                    sharing=AllLayersSharing(), profiles=windowkv_profiles())
+                    sharing=AllLayersSharing())
     layers = [synthetic_layer([40, 100], seed=layer) for layer in range(16)]
     _, batched = run_policy(policy, layers)
     _, alone = run_policy(policy, [layer.row(0) for layer in layers])
     for layer in range(16):
         got = [p - 60 for p in kept_positions(batched[layer], 0, 0, 100)] if batched[layer] is not None else list(range(40))
         assert got == kept_positions(alone[layer], 0, 0, 40), f"layer {layer}"
+
+
+@pytest.mark.parametrize("selector", REGISTRIES["selector"].names())
+@examples(700, len(REGISTRIES["selector"]))
+@given(case=st.data())
+def test_invariant_7_selector_alone_rows_match_rows_alone(selector, case):
+    """A selector treats every aligned row on its own: a row of the batch keeps what it keeps alone."""
+    component, scores, lengths, budgets = case.draw(selector_cases(selector), label="case")
+    keep = component(scores, lengths, budgets)
+    for row in range(scores.shape[0]):
+        n = int(lengths[row])
+        alone = component(scores[row : row + 1, :, :n], lengths[row : row + 1], budgets[row : row + 1])
+        assert torch.equal(keep[row, :, :n], alone[0]), f"row {row} (length {n}, budget {int(budgets[row])})"

@@ -1,8 +1,8 @@
-"""Budget allocators: per-layer review budgets from an average budget."""
+"""Deprecated alias of :mod:`windowkv.allocators` (the component kind is called ``allocator``)."""
 
-from windowkv.budgets.arithmetic_groups import ArithmeticGroupBudget
-from windowkv.budgets.base import BudgetAllocator
-from windowkv.budgets.pyramid import PyramidBudget
-from windowkv.budgets.uniform import UniformBudget
+import warnings
 
-__all__ = ["BudgetAllocator", "UniformBudget", "ArithmeticGroupBudget", "PyramidBudget"]
+from windowkv.allocators import *  # noqa: F401,F403
+from windowkv.allocators import __all__  # noqa: F401
+
+warnings.warn("windowkv.budgets is deprecated; import from windowkv.allocators", DeprecationWarning, stacklevel=2)

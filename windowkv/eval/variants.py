@@ -68,11 +68,17 @@ def _has_own_budget(spec: str) -> bool:
         return "budget" in data or ("preset" in data and _has_own_budget(str(data["preset"])))
     from windowkv.plugins import default_registries
 
-    registry = default_registries()["policy"]
-    if spec not in registry:
+    from windowkv.errors import UnknownComponentError
+    from windowkv.policies.presets import resolve_preset
+
+    registries = default_registries()
+    if spec not in registries["policy"]:
         return False  # resolve_policy reports the unknown name
-    preset = registry.get(spec)
-    return preset.budget_locked or "budget" in preset.config
+    try:
+        config, locked = resolve_preset(spec, registries)  # a preset may take its budget from the one it extends
+    except (UnknownComponentError, ConfigError):
+        return False  # a bad chain: resolve_policy reports it
+    return locked or "budget" in config
 
 
 def make_variants(specs: Sequence[str], budgets: Sequence[str | int | float] | None = None) -> list[Variant]:

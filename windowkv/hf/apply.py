@@ -1,22 +1,27 @@
-"""Hooks that make a transformers model compress its KV cache at prefill.
+"""Hooks that make a transformers model compress its KV cache, and the lifecycle of a compressed cache.
 
-``policy.apply(model)`` registers three hooks and returns a :class:`CompressionHandle`:
+``policy.apply(model)`` switches the model's attention to windowkv's function (registered with
+transformers' ``AttentionInterface``, :mod:`windowkv.cache.attention`), registers three hooks and
+returns a :class:`CompressionHandle`:
 
-- a forward pre-hook on the model stages the prompt's token ids (for the task classifier);
+- a forward pre-hook on the model stages the prompt's token ids (for the task classifier) and, on a
+  cache that is already compressed, calls the policy's lifecycle hooks (decode steps, new turns);
 - a forward pre-hook on every attention module detects the layer's prefill (its cache layer is
-  empty) and, at the first layer, starts a :class:`~windowkv.run.CompressionRun` for that cache;
-  at decode time it replaces the attention mask with one built from the layer's kept slots;
-- a forward hook on every attention module evicts, right after the prefill attention, the positions
-  the policy drops from the layer's cache.
+  empty) and, at the first layer, starts a :class:`~windowkv.run.CompressionRun` for that cache; on a
+  compressed layer it hands the layer to the attention function, which builds the layer's mask;
+- a forward hook on every attention module replaces, right after the prefill attention, the layer's
+  cache by a :class:`~windowkv.cache.CompressedLayer` holding the positions the policy keeps.
 
 Prefill is recognised from what every supported transformers release passes: the hidden states and
-the cache object (``cache`` in 5.2x, ``past_key_values`` before), never ``cache_position``.
-New tokens keep their true positions (``generate`` derives them from the 2-D mask, which windowkv does
-not shorten); the decode mask matches each layer's compressed length.
+the cache object (``cache`` in 5.2x, ``past_key_values`` before), never ``cache_position``. A
+compressed layer reports the logical length (tokens seen), so ``generate`` numbers new tokens at their
+true positions and a continuation (second ``generate`` on the returned cache, prefix caching with
+``copy.deepcopy``) feeds only the tokens the cache has not seen.
 """
 
 from __future__ import annotations
 
+import json
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,24 +29,29 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from windowkv.cache import IMPLEMENTATIONS, LAYER_KWARG, CompressedLayer, register_attention
 from windowkv.errors import UnsupportedModelError
 from windowkv.hf.architectures import attention_layers, make_query_projector, text_config
-from windowkv.hf.masks import decode_mask, key_validity
+from windowkv.hf.masks import key_validity
+from windowkv.hf.stages import build_compressed_layer
 from windowkv.run import CompressionRun
-from windowkv.tensor_ops import gather_positions
 
 
 @dataclass
 class _CacheState:
-    """What the hooks remember about one cache object between forwards."""
+    """What the hooks remember about one cache object between forwards.
 
-    run: CompressionRun
-    key_valid: Tensor  # [B, L] bool
+    ``run`` is ``None`` for a compressed cache this handle did not prefill (e.g. a ``copy.deepcopy``
+    of one): it decodes and continues correctly, and lifecycle hooks receive ``run=None``.
+    """
+
+    run: CompressionRun | None
+    key_valid: Tensor | None = None
     prefill_inputs: dict[int, tuple[Tensor, tuple[Tensor, Tensor]]] = field(default_factory=dict)
-    prompt_slots: dict[int, int] = field(default_factory=dict)  # layer -> K0
-    validity: dict[int, Tensor] = field(default_factory=dict)  # layer -> [B, H, K0]
     deferred: dict[int, list[nn.Module]] = field(default_factory=dict)  # leader -> followers waiting
     deferred_layers: set[int] = field(default_factory=set)
+    done_layers: set[int] = field(default_factory=set)  # layers the prefill has finished with
+    decode_steps: int = 0
 
 
 def _cache_of(kwargs: dict[str, Any]) -> Any:
@@ -58,6 +68,8 @@ def _cache_layer(cache: Any, layer_idx: int) -> Any | None:
     if layer_idx >= len(layers):
         return None  # a DynamicCache() built without a config creates its layers at their first update
     layer = layers[layer_idx]
+    if isinstance(layer, CompressedLayer):
+        return layer
     if not hasattr(layer, "keys") or getattr(layer, "is_compileable", False) or "Static" in type(layer).__name__:
         raise UnsupportedModelError(
             f"cache layer {type(layer).__name__} has a fixed size and cannot be compressed; use the default "
@@ -69,10 +81,16 @@ def _cache_layer(cache: Any, layer_idx: int) -> Any | None:
 def _physical_length(layer: Any) -> int:
     if layer is None:
         return 0
+    if isinstance(layer, CompressedLayer):
+        return layer.physical_length()
     keys = getattr(layer, "keys", None)
     if not getattr(layer, "is_initialized", keys is not None) or keys is None or keys.numel() == 0:
         return 0
     return keys.shape[-2]
+
+
+def _compressed_layers(cache: Any) -> list[CompressedLayer]:
+    return [layer for layer in getattr(cache, "layers", ()) if isinstance(layer, CompressedLayer)]
 
 
 class CompressionHandle:
@@ -83,6 +101,9 @@ class CompressionHandle:
         with policy.apply(model, tokenizer) as handle:
             out = model.generate(**inputs, max_new_tokens=32)
         handle.last_run.kept_tokens()  # kept prompt tokens per layer and row
+
+    While the handle is active the model's ``config._attn_implementation`` is ``windowkv_sdpa`` (or
+    ``windowkv_eager``); :meth:`remove` restores it.
 
     Args:
         policy: the compression policy.
@@ -102,26 +123,40 @@ class CompressionHandle:
             raise ValueError(
                 f"classifier {policy.classifier.name!r} reads the prompt text: pass tokenizer= (or task=) to apply()"
             )
+        _refuse_unservable_stages(policy, model)
         self.layers = attention_layers(model)
         config = text_config(model)
         self.num_layers = len(self.layers)
         self.num_query_heads = config.num_attention_heads
         self.attn_style = "eager" if config._attn_implementation == "eager" else "sdpa"
+        policy.check_stages(getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads)
+        #: who compressed a cache: a continuation by another model or policy is refused
+        self.owner = (id(model), json.dumps(policy.to_config(), sort_keys=True, default=str))
         self.last_run: CompressionRun | None = None
         self._states: weakref.WeakKeyDictionary[Any, _CacheState] = weakref.WeakKeyDictionary()
         self._pending_ids: Tensor | None = None
+        self._request_caches: list[Any] | None = None
+        register_attention()
+        self._restore_attn = config._attn_implementation
+        _set_attn_implementation(model, IMPLEMENTATIONS[self.attn_style])
         self._hooks = [model.register_forward_pre_hook(self._model_pre_hook, with_kwargs=True)]
         for module in self.layers:
             self._hooks.append(module.register_forward_pre_hook(self._attention_pre_hook, with_kwargs=True))
             self._hooks.append(module.register_forward_hook(self._attention_post_hook, with_kwargs=True))
+        self._wrap_generate()
 
     # ------------------------------------------------------------------ lifecycle
 
     def remove(self) -> None:
         """Remove the hooks; the model behaves as before ``apply``."""
+        if not self._hooks:
+            return
         for hook in self._hooks:
             hook.remove()
         self._hooks.clear()
+        _set_attn_implementation(self.model, self._restore_attn)
+        if self.model.__dict__.get("generate") is self._generate:
+            del self.model.__dict__["generate"]
 
     def __enter__(self) -> CompressionHandle:
         return self
@@ -129,24 +164,62 @@ class CompressionHandle:
     def __exit__(self, *exc: object) -> None:
         self.remove()
 
+    def end_request(self, cache: Any) -> None:
+        """Tell the policy that the request using ``cache`` is over (``generate`` does it by itself)."""
+        state = self._states.get(cache)
+        if state is not None or _compressed_layers(cache):
+            self.policy.on_request_end(state.run if state is not None else None, cache)
+
+    def _wrap_generate(self) -> None:
+        """Call the policy's ``on_request_end`` when a ``model.generate`` call returns."""
+        original = self.model.generate
+
+        def generate(*args: Any, **kwargs: Any) -> Any:
+            outer = self._request_caches
+            self._request_caches = []
+            try:
+                return original(*args, **kwargs)
+            finally:
+                caches, self._request_caches = self._request_caches, outer
+                for cache in caches:
+                    self.end_request(cache)
+
+        self._generate = generate
+        self.model.__dict__["generate"] = generate
+
     # ------------------------------------------------------------------ hooks
 
-    def _model_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]):
+    def _model_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
         cache = _cache_of(kwargs)
         ids = kwargs.get("input_ids", args[0] if args else None)
         if cache is None or cache.get_seq_length() == 0:
             self._pending_ids = ids if isinstance(ids, Tensor) else None
             return None
-        state = self._states.get(cache)
-        if state is None or not state.run.active or kwargs.get("position_ids") is not None or 0 not in state.prompt_slots:
+        compressed = _compressed_layers(cache)
+        if not compressed:
             return None
-        # Without explicit positions the model would number new tokens from the (compressed) cache
-        # length; give them the positions the uncompressed model would use.
+        self._check_owner(compressed[0])
+        state = self._states.get(cache)
+        if state is None:  # a compressed cache this handle did not prefill (a deep copy, another handle)
+            state = self._states[cache] = _CacheState(run=None)
+        if self._request_caches is not None and all(c is not cache for c in self._request_caches):
+            self._request_caches.append(cache)
         new = (ids if isinstance(ids, Tensor) else kwargs["inputs_embeds"]).shape[1]
-        start = state.run.padded_length + _physical_length(_cache_layer(cache, 0)) - state.prompt_slots[0]
-        positions = torch.arange(start, start + new, device=state.key_valid.device)
-        kwargs["position_ids"] = positions[None].expand(state.key_valid.shape[0], new)
-        return args, kwargs
+        if new > 1:
+            self.policy.on_new_turn(state.run, cache, new)
+        else:
+            state.decode_steps += 1
+            interval = self.policy.decode_interval
+            if interval and state.decode_steps % interval == 0:
+                self.policy.on_decode_step(state.run, cache, state.decode_steps)
+        return None
+
+    def _check_owner(self, layer: CompressedLayer) -> None:
+        if layer.owner != self.owner:
+            raise ValueError(
+                "this KV cache was compressed by another model or policy; continue it with the policy and "
+                f"model that compressed it (this handle: policy {self.policy.name!r})"
+            )
 
     def _attention_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]):
         cache = _cache_of(kwargs)
@@ -155,34 +228,30 @@ class CompressionHandle:
         idx = module.layer_idx
         layer = _cache_layer(cache, idx)
         hidden = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
-        physical = _physical_length(layer)
-        if physical == 0:  # this layer's prefill
+        if isinstance(layer, CompressedLayer):
+            self._check_owner(layer)
+            if layer.sliding_window is not None and layer.physical_length() + hidden.shape[1] >= layer.sliding_window:
+                raise UnsupportedModelError(
+                    f"layer {idx} uses a sliding window of {layer.sliding_window} tokens; windowkv does not "
+                    "combine eviction with sliding-window truncation yet (keep prompt + generation shorter)"
+                )
+            layer.expect_update = True
+            kwargs[LAYER_KWARG] = layer
+            return args, kwargs
+        if _physical_length(layer) == 0:  # this layer's prefill
             if idx == 0:
                 self._start_run(cache, hidden, kwargs.get("attention_mask"))
             state = self._states.get(cache)
-            if state is not None and (state.run.layer_compresses(idx) or state.run.layer_needs_scores(idx)):
+            if state is not None and (state.run.layer_compresses(idx) or state.run.layer_needs_scores(idx)
+                                      or (self.policy.channel_pruner is not None and state.run.active)):
                 state.prefill_inputs[idx] = (hidden, kwargs["position_embeddings"])
-            return None
-        state = self._states.get(cache)
-        if state is None or not state.run.active:
-            return None
-        if getattr(layer, "is_sliding", False) and physical + hidden.shape[1] >= layer.sliding_window:
-            raise UnsupportedModelError(
-                f"layer {idx} uses a sliding window of {layer.sliding_window} tokens; windowkv does not "
-                "combine eviction with sliding-window truncation yet (keep prompt + generation shorter)"
-            )
-        slots = state.prompt_slots[idx]
-        kwargs["attention_mask"] = decode_mask(
-            state.validity[idx], physical - slots, hidden.shape[1], self.num_query_heads, self.attn_style,
-            hidden.dtype,
-        )
-        return args, kwargs
+        return None
 
     def _attention_post_hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> None:
         cache = _cache_of(kwargs)
         state = self._states.get(cache) if cache is not None else None
         idx = module.layer_idx
-        if state is None or idx in state.prompt_slots or idx in state.deferred_layers:
+        if state is None or state.run is None or idx in state.done_layers or idx in state.deferred_layers:
             return None
         leader = state.run.leaders[idx]
         if leader > idx and idx in state.prefill_inputs:
@@ -194,31 +263,33 @@ class CompressionHandle:
         for follower in state.deferred.pop(idx, []):
             self._evict(state, cache, follower)
             state.deferred_layers.discard(follower.layer_idx)
+        if len(state.done_layers) == self.num_layers:
+            self.policy.on_prefill_end(state.run, cache)
         return None
 
     def _evict(self, state: _CacheState, cache: Any, module: nn.Module) -> None:
-        """Select the kept positions of ``module``'s layer and shrink its cache layer to them."""
+        """Select the kept positions of ``module``'s layer and replace its cache layer by a compressed one."""
         idx = module.layer_idx
+        state.done_layers.add(idx)
         layer = _cache_layer(cache, idx)
         inputs = state.prefill_inputs.pop(idx, None)
         key_valid = state.key_valid.to(layer.keys.device)  # layers may sit on several devices (device_map)
+        project = make_query_projector(module, *inputs) if inputs is not None else None
         selection = None
-        if inputs is not None:
-            hidden, position_embeddings = inputs
-            selection = self.policy.select_layer(
-                state.run, idx, layer.keys, layer.values, key_valid,
-                make_query_projector(module, hidden, position_embeddings),
-                module.scaling, module.num_key_value_groups,
-            )
-        if selection is None:
-            state.prompt_slots[idx] = _physical_length(layer)
-            state.validity[idx] = key_valid[:, None, :]
-        else:
-            layer.keys = gather_positions(layer.keys, selection.positions)
-            layer.values = gather_positions(layer.values, selection.positions)
-            state.prompt_slots[idx] = selection.positions.shape[-1]
-            state.validity[idx] = selection.valid
+        if project is not None:
+            selection = self.policy.select_layer(state.run, idx, layer.keys, layer.values, key_valid, project,
+                                                 module.scaling, module.num_key_value_groups)
+        if not state.run.active:
+            return  # nothing is evicted anywhere: the model's own cache and masks stay
+        sliding = getattr(layer, "sliding_window", None) if getattr(layer, "is_sliding", False) else None
+        suffix = max(g.suffix_size for g in state.run.groups)
+        compressed = build_compressed_layer(self.policy, layer.keys, layer.values, key_valid, selection, project,
+                                            suffix, module.num_key_value_groups, owner=self.owner,
+                                            sliding_window=sliding)
+        if selection is not None:
             state.run.selections[idx] = selection
+        compressed.query_window = self.policy.recent_query_window
+        cache.layers[idx] = compressed
 
     # ------------------------------------------------------------------ runs
 
@@ -237,6 +308,8 @@ class CompressionHandle:
         run = self.policy.start_run(lengths, length, self.num_layers, texts=texts, task=self.task,
                                     device=hidden.device)
         self._states[cache] = _CacheState(run, key_valid)
+        if self._request_caches is not None:
+            self._request_caches.append(cache)
         self.last_run = run
         self._pending_ids = None
 
@@ -248,3 +321,31 @@ class CompressionHandle:
                 "pass task= to apply()"
             )
         return [self.tokenizer.decode(row[mask], skip_special_tokens=True) for row, mask in zip(ids, key_valid)]
+
+
+def _refuse_unservable_stages(policy: Any, model: nn.Module) -> None:
+    """Name both the stage and the attention implementation when the model's attention cannot read the
+    compressed layer's features (merge weights, pruned channels, packed slots)."""
+    impl = getattr(text_config(model), "_attn_implementation", None) or "eager"
+    if impl in IMPLEMENTATIONS or impl.startswith("windowkv_"):
+        return
+    stages = [f"{key} {getattr(policy, key).name!r}" for key in ("merger", "channel_pruner", "quantizer")
+              if getattr(policy, key, None) is not None]
+    if stages:
+        raise UnsupportedModelError(
+            f"attention implementation {impl!r} cannot read a compressed cache with {', '.join(stages)} "
+            f"(per-slot weights, pruned key channels or packed slots); load the model with "
+            f"attn_implementation= one of {', '.join(IMPLEMENTATIONS)}"
+        )
+
+
+def _set_attn_implementation(model: nn.Module, name: str) -> None:
+    """Switch the model's attention implementation (and its sub-models') to ``name``."""
+    setter = getattr(model, "set_attn_implementation", None)
+    if setter is not None:
+        setter(name)
+    else:  # pragma: no cover - transformers releases without the setter
+        text_config(model)._attn_implementation_internal = name
+    if text_config(model)._attn_implementation != name:
+        raise UnsupportedModelError(f"{type(model).__name__} does not let windowkv set its attention implementation "
+                                    f"to {name!r}")

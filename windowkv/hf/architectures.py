@@ -41,6 +41,11 @@ def attention_layers(model: nn.Module) -> list[nn.Module]:
             f"{', '.join(SUPPORTED_MODEL_TYPES)}"
         )
     impl = getattr(config, "_attn_implementation", None) or "eager"
+    if impl.startswith("windowkv_"):
+        raise UnsupportedModelError(
+            "a windowkv policy is already applied to this model; remove it (leave its `with` block or call "
+            "handle.remove()) before applying another"
+        )
     if impl not in SUPPORTED_ATTENTION:
         raise UnsupportedModelError(
             f"attention implementation {impl!r} is not supported; load the model with "

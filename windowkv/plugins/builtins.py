@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from windowkv.budgets import ArithmeticGroupBudget, PyramidBudget, UniformBudget
-from windowkv.classifiers import DatasetClassifier, EmbeddingClassifier, EncoderClassifier, FixedClassifier, KeywordClassifier
+from windowkv.allocators import ArithmeticGroupBudget, PyramidBudget, UniformBudget
+from windowkv.channel_pruners import ThinKPruner
+from windowkv.classifiers import (
+    DatasetClassifier,
+    EmbeddingClassifier,
+    EncoderClassifier,
+    FixedClassifier,
+    KeywordClassifier,
+)
+from windowkv.mergers import DropMerger, NearestMeanMerger
 from windowkv.plugins.hookspecs import hookimpl
 from windowkv.scorers import (
     CumulativeAttentionScorer,
@@ -20,6 +28,7 @@ from windowkv.selectors import (
     WindowAverageSelector,
     WindowMaxSelector,
 )
+from windowkv.quantizers import UniformQuantizer
 from windowkv.sharing import AllLayersSharing, GroupSharing, NoSharing
 
 
@@ -45,8 +54,23 @@ def windowkv_register_sharing():
 
 
 @hookimpl
-def windowkv_register_budgets():
+def windowkv_register_allocators():
     return [UniformBudget, ArithmeticGroupBudget, PyramidBudget]
+
+
+@hookimpl
+def windowkv_register_mergers():
+    return [DropMerger, NearestMeanMerger]
+
+
+@hookimpl
+def windowkv_register_quantizers():
+    return [UniformQuantizer]
+
+
+@hookimpl
+def windowkv_register_channel_pruners():
+    return [ThinKPruner]
 
 
 @hookimpl

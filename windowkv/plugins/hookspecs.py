@@ -6,8 +6,11 @@ below, declared in the entry point group ``windowkv`` of its distribution::
     [project.entry-points.windowkv]
     my_plugin = "my_package.windowkv_plugin"
 
-Every hook is collected from every plugin (no first-result-wins); hooks only ever gain arguments, and
-an implementation may accept fewer arguments than its spec.
+Every hook is collected from every plugin (no first-result-wins). Each implementation is called with the
+arguments it declares (pluggy's rule): hooks only ever gain arguments, and an implementation may accept
+fewer arguments than its spec, so old plugins keep working. A fault of one plugin (a hook that raises,
+an invalid name, an object of the wrong kind, an argument the spec does not have) is a
+``windowkv.PluginLoadWarning`` naming its distribution; the other plugins still load.
 """
 
 from __future__ import annotations
@@ -45,8 +48,23 @@ def windowkv_register_sharing():
 
 
 @hookspec
-def windowkv_register_budgets():
-    """Return a list of :class:`windowkv.budgets.BudgetAllocator` subclasses."""
+def windowkv_register_allocators():
+    """Return a list of :class:`windowkv.allocators.BudgetAllocator` subclasses (per-layer budgets)."""
+
+
+@hookspec
+def windowkv_register_mergers():
+    """Return a list of :class:`windowkv.mergers.Merger` subclasses (what happens to evicted tokens)."""
+
+
+@hookspec
+def windowkv_register_quantizers():
+    """Return a list of :class:`windowkv.quantizers.Quantizer` subclasses (how kept slots are stored)."""
+
+
+@hookspec
+def windowkv_register_channel_pruners():
+    """Return a list of :class:`windowkv.channel_pruners.ChannelPruner` subclasses (which key channels are kept)."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -56,4 +74,13 @@ def windowkv_register_budgets():
 
 @hookspec
 def windowkv_register_policies():
-    """Return a list of :class:`windowkv.policies.Preset`: named policy configurations."""
+    """Return a list of :class:`windowkv.policies.Preset`: named policy configurations.
+
+    A preset's configuration may start from another preset (``{"preset": "windowkv", ...}``).
+    """
+
+
+@hookspec
+def windowkv_register_methods():
+    """Return a list of whole-method classes: each satisfies :class:`windowkv.policies.LayerPolicy`, has a
+    unique ``name`` and is built from ``{method: {type: NAME, ...params}}`` in a policy config."""

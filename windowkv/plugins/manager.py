@@ -1,7 +1,9 @@
 """Plugin discovery: a pluggy manager fed from the ``windowkv`` entry point group, one plugin at a time.
 
-A plugin that fails to import, or whose hooks fail, is reported (a :class:`PluginLoadWarning` naming
-its distribution) and skipped; the others still load. Set ``WINDOWKV_DISABLE_PLUGIN_AUTOLOAD=1`` to
+A plugin that fails to import, whose hook declares an argument the spec does not have, whose hook
+raises, or that returns an invalid name or an object of the wrong kind is reported (a
+:class:`PluginLoadWarning` naming its distribution) and skipped; the others still load. Each hook
+implementation is called with the arguments it declares (pluggy's rule), so hooks can gain arguments. Set ``WINDOWKV_DISABLE_PLUGIN_AUTOLOAD=1`` to
 load only windowkv's own built-ins.
 """
 
@@ -16,7 +18,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 import pluggy
 
-from windowkv.errors import ComponentConflictError, PluginLoadWarning
+from windowkv.errors import PluginLoadWarning
 from windowkv.plugins import hookspecs
 from windowkv.registry import KINDS, Registries
 
@@ -30,9 +32,17 @@ HOOKS = {
     "classifier": "windowkv_register_classifiers",
     "selector": "windowkv_register_selectors",
     "sharing": "windowkv_register_sharing",
-    "budget": "windowkv_register_budgets",
+    "allocator": "windowkv_register_allocators",
+    "merger": "windowkv_register_mergers",
+    "quantizer": "windowkv_register_quantizers",
+    "channel_pruner": "windowkv_register_channel_pruners",
+    "method": "windowkv_register_methods",
     "policy": "windowkv_register_policies",
 }
+
+#: the arguments every ``windowkv_register_*`` hook is called with (hooks only ever gain arguments; an
+#: implementation receives the ones it declares)
+HOOK_ARGUMENTS: dict[str, object] = {}
 
 
 def _is_builtin(ep: EntryPoint) -> bool:
@@ -83,42 +93,56 @@ def get_plugin_manager(autoload: bool | None = None) -> PluginSet:
 def build_registries(plugins: PluginSet | None = None) -> Registries:
     """Call every plugin's ``windowkv_register_*`` hooks and fill one registry per kind.
 
-    Two components of one kind with one name raise :class:`ComponentConflictError` naming both
-    providers. A plugin whose hook raises is reported and skipped, like one that fails to import.
+    Each implementation gets the hook arguments it declares. Two components of one kind with one name
+    raise :class:`ComponentConflictError` naming both providers. Every other fault of one plugin (its
+    hook raises, returns a non-list, an invalid name or an object of the wrong kind) is a
+    :class:`PluginLoadWarning` naming the distribution; the plugin's other objects still load.
     """
     plugins = plugins or get_plugin_manager()
     registries = Registries(load_errors=list(plugins.errors))
+
+    def report(msg: str) -> None:
+        registries.load_errors.append(msg)
+        warnings.warn(msg, PluginLoadWarning, stacklevel=3)
+
     for kind in KINDS:
         hook = getattr(plugins.pm.hook, HOOKS[kind])
         for impl in hook.get_hookimpls():
             plugin_name = impl.plugin_name
             dist, version = plugins.distributions.get(plugin_name, (None, None))
+            who = f"windowkv plugin {plugin_name!r} ({dist or '?'})"
             try:
-                objects = impl.function() or []
+                objects = impl.function(**{arg: HOOK_ARGUMENTS[arg] for arg in impl.argnames})
+                objects = list(objects or [])
             except Exception as exc:
-                msg = f"windowkv plugin {plugin_name!r} ({dist or '?'}) failed in {HOOKS[kind]}: {exc}"
-                registries.load_errors.append(msg)
-                warnings.warn(msg, PluginLoadWarning, stacklevel=2)
+                report(f"{who} failed in {HOOKS[kind]}: {type(exc).__name__}: {exc}")
                 continue
             for obj in objects:
-                _check_kind(kind, obj, plugin_name)
-                registries[kind].add(obj.name, obj, plugin_name, dist, version)
+                problem = _kind_problem(kind, obj)
+                if problem is None:
+                    try:
+                        registries[kind].add(obj.name, obj, plugin_name, dist, version)
+                        continue
+                    except ValueError as exc:  # an invalid name
+                        problem = str(exc)
+                report(f"{who} returned a bad {kind} from {HOOKS[kind]}: {problem}")
     return registries
 
 
-def _check_kind(kind: str, obj: object, plugin: str) -> None:
+def _kind_problem(kind: str, obj: object) -> str | None:
+    """Why ``obj`` cannot be registered as a ``kind``, or ``None``."""
     from windowkv.component import Component
     from windowkv.policies.presets import Preset
+    from windowkv.policies.protocol import is_method_class
 
     if kind == "policy":
-        ok = isinstance(obj, Preset)
+        ok, expected = isinstance(obj, Preset), "a windowkv.policies.Preset"
+    elif kind == "method":
+        ok, expected = is_method_class(obj), "a class satisfying windowkv.policies.LayerPolicy with a name"
     else:
         ok = isinstance(obj, type) and issubclass(obj, Component) and obj.kind == kind
-    if not ok:
-        raise ComponentConflictError(
-            f"plugin {plugin!r} registered {obj!r} as a {kind}, but it is not a {kind} "
-            f"({'a windowkv.policies.Preset' if kind == 'policy' else 'a Component subclass of that kind'})"
-        )
+        expected = f"a Component subclass of kind {kind!r}"
+    return None if ok else f"{obj!r} is not {expected}"
 
 
 def _own_version() -> str | None:

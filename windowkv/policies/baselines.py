@@ -9,10 +9,9 @@ WindowKV's QA profile); methods without one keep only the last prompt token (``s
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from windowkv.policies.presets import WINDOWKV_CONFIG, Preset
+from windowkv.policies.presets import Preset
 
 #: SnapKV's scores (arXiv 2404.14469): observation window attention, mean over the window, pooled (k=5)
 SNAPKV_SCORER = {"type": "pooled_suffix_attention", "kernel_size": 5, "head_reduction": "mean"}
@@ -31,10 +30,8 @@ def single_profile(scorer: dict[str, Any], selector: dict[str, Any], suffix_size
 
 
 def windowkv_variant(**changes: Any) -> dict[str, Any]:
-    """The WindowKV configuration with some top-level entries replaced."""
-    config = copy.deepcopy(WINDOWKV_CONFIG)
-    config.update(copy.deepcopy(changes))
-    return config
+    """The ``windowkv`` preset with some top-level entries overridden (merged like user overrides)."""
+    return {"preset": "windowkv", **changes}
 
 
 TOKEN_TOPK = {"type": "token_topk", "heads": "per_kv_head"}

@@ -6,10 +6,11 @@ from abc import abstractmethod
 from typing import ClassVar, Literal
 
 from pydantic import Field
+import torch
 from torch import Tensor
 
 from windowkv.component import Component
-from windowkv.tensor_ops import valid_prefix
+from windowkv.tensor_ops import keep_best, valid_prefix
 
 HeadMode = Literal["shared", "per_kv_head"]
 
@@ -19,8 +20,13 @@ class Selector(Component):
 
     Rows arrive *aligned*: position ``j`` of row ``b`` is its ``j``-th review token, valid for
     ``j < lengths[b]`` (padding removed), so a selector never deals with padding offsets.
-    Calling the selector clears any kept invalid position; the budget is the selector's duty and the
-    property tests check it for every registered selector.
+
+    The base class enforces the contract, whatever :meth:`select` returns: calling the selector clears
+    every kept invalid position and **clips each row and head to its budget**, keeping the
+    highest-scoring of the tokens :meth:`select` kept (scores averaged over heads for a head-shared
+    selection). The caps come from :meth:`budget_caps`; clipping is a tensor comparison, never a
+    device sync, so an over-budget plugin selector cannot push the suffix out of the layer's cache.
+    ``windowkv.testing.check_selector_contract`` still reports a :meth:`select` that overshoots.
     """
 
     kind: ClassVar[str] = "selector"
@@ -54,11 +60,25 @@ class Selector(Component):
                 f"selector {self.name!r} returned shape {tuple(keep.shape)}; expected "
                 f"{[scores.shape[0], heads, scores.shape[2]]}"
             )
-        return keep & valid_prefix(lengths, scores.shape[2])[:, None, :]
+        keep = keep & valid_prefix(lengths, scores.shape[2])[:, None, :]
+        ranked = scores if heads == scores.shape[1] else scores.mean(dim=1, keepdim=True)
+        per_head, per_row = self.budget_caps(lengths, budgets, heads)
+        keep = keep_best(keep, ranked, per_head)
+        if per_row is not None:
+            keep = keep_best(keep.flatten(1), ranked.flatten(1), per_row).view_as(keep)
+        return keep
 
     @abstractmethod
     def select(self, scores: Tensor, lengths: Tensor, budgets: Tensor) -> Tensor:
         """Return the ``[B, H, R]`` bool keep mask: at most ``budgets[b]`` tokens per row and head."""
+
+    def budget_caps(self, lengths: Tensor, budgets: Tensor, heads: int) -> tuple[Tensor, Tensor | None]:
+        """``([B] most tokens per head, [B] most tokens per row over its heads or None)``, long tensors.
+
+        The default, ``min(budget, length)`` per head, matches :meth:`max_kept`; a selector that moves
+        budget between heads overrides both.
+        """
+        return torch.minimum(budgets, lengths), None
 
     def max_kept(self, budget: int, length: int, num_heads: int) -> int:
         """The most review tokens one head may keep for a row with ``length`` review tokens.

@@ -17,14 +17,7 @@ from pydantic import Field
 from torch import Tensor
 
 from windowkv.selectors.base import HeadMode, Selector
-from windowkv.tensor_ops import valid_prefix
-
-
-def ranks(scores: Tensor) -> Tensor:
-    """Rank of each element along the last axis (0 = best; ties to the earlier index), long."""
-    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
-    positions = torch.arange(scores.shape[-1], device=scores.device).expand_as(order)
-    return torch.empty_like(order).scatter_(-1, order, positions)
+from windowkv.tensor_ops import ranks, valid_prefix
 
 
 class HeadwiseTopKSelector(Selector):
@@ -58,6 +51,13 @@ class HeadwiseTopKSelector(Selector):
         if self.heads == "shared" or num_heads <= 1:
             return kept
         return min(length, num_heads * kept - (num_heads - 1) * self.safeguard(kept))
+
+    def budget_caps(self, lengths: Tensor, budgets: Tensor, heads: int) -> tuple[Tensor, Tensor | None]:
+        kept = torch.minimum(budgets, lengths)
+        if heads <= 1:
+            return kept, None
+        per_head = torch.minimum(lengths, heads * kept - (heads - 1) * self.safeguard(kept))
+        return per_head, heads * kept
 
     def select(self, scores: Tensor, lengths: Tensor, budgets: Tensor) -> Tensor:
         b, _, r = scores.shape

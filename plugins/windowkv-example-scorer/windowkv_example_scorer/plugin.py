@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import copy
-
 from windowkv import Preset, hookimpl
-from windowkv.policies.presets import WINDOWKV_CONFIG
 
 from windowkv_example_scorer.value_norm import ValueNormScorer
 
@@ -17,12 +14,10 @@ def windowkv_register_scorers():
 
 @hookimpl
 def windowkv_register_policies():
-    config = copy.deepcopy(WINDOWKV_CONFIG)
-    config["scorer"] = {"type": "value_norm"}
     return [
         Preset(
             "windowkv_value_norm",
-            config,
+            {"preset": "windowkv", "scorer": {"type": "value_norm"}},  # a preset extends a preset
             "WindowKV's windows, budgets and sharing, scoring tokens by their value norms (no attention).",
             "Guo et al., arXiv 2406.12335 (value norms); Zuo et al., arXiv 2503.17922 (WindowKV)",
             ("example",),

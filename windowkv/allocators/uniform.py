@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from windowkv.budgets.base import BudgetAllocator
+from windowkv.allocators.base import BudgetAllocator
 
 
 class UniformBudget(BudgetAllocator):

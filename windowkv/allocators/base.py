@@ -16,7 +16,7 @@ class BudgetAllocator(Component):
     ``sum(budgets) <= N * B`` (rounding never overshoots).
     """
 
-    kind: ClassVar[str] = "budget"
+    kind: ClassVar[str] = "allocator"
 
     def __call__(self, average: float, num_layers: int, review_length: int | None = None) -> list[int]:
         """Per-layer budgets; ``review_length`` (the prompt row's review tokens, when known) lets an

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from windowkv.budgets.base import BudgetAllocator
+from windowkv.allocators.base import BudgetAllocator
 
 
 def round_total(values: list[float], total: int) -> list[int]:

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from windowkv.budgets.base import BudgetAllocator
+from windowkv.allocators.base import BudgetAllocator
 
 
 class ArithmeticGroupBudget(BudgetAllocator):

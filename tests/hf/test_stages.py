@@ -1,0 +1,88 @@
+"""Merging, key-channel pruning and low-bit storage inside ``model.generate``, through the compressed layer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from windowkv import Policy
+from windowkv.cache import CompressedLayer
+from windowkv.errors import ConfigError
+from tests.hf.conftest import greedy, prompt, tiny_model
+from tests.hf.test_oracle import shared_policy
+
+
+def _policy(**stages):
+    return Policy.from_config({**shared_policy().to_config(), **stages})
+
+
+def _generate(model, policy, ids):
+    with policy.apply(model), torch.no_grad():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
+                             pad_token_id=0, eos_token_id=None, return_dict_in_generate=True)
+    return out.sequences[:, ids.shape[1]:], out.past_key_values
+
+
+def test_the_drop_merger_generates_what_plain_eviction_generates(family, one_torch_thread):
+    model = tiny_model(family)
+    ids = prompt(64, seed=4)
+    plain, _ = _generate(model, shared_policy(), ids)
+    dropped, cache = _generate(model, _policy(merger={"type": "drop"}), ids)
+    assert torch.equal(plain, dropped)
+    assert cache.layers[0].weights is None
+
+
+def test_merged_slots_carry_the_tokens_they_stand_for(one_torch_thread):
+    model = tiny_model("llama")
+    ids = prompt(64, seed=4)
+    _, cache = _generate(model, _policy(merger={"type": "nearest_mean"}), ids)
+    layer = cache.layers[0]
+    assert isinstance(layer, CompressedLayer) and layer.weights is not None
+    # every prompt token is kept or merged into exactly one kept slot
+    assert layer.weights.sum(-1).tolist() == [[64.0, 64.0]]
+
+
+def test_pruned_channels_and_quantized_slots_are_really_smaller(one_torch_thread):
+    model = tiny_model("qwen3")
+    ids = prompt(96, seed=2)
+    _, plain = _generate(model, shared_policy(), ids)
+    _, pruned = _generate(model, _policy(channel_pruner={"type": "think", "keep_ratio": 0.5}), ids)
+    _, packed = _generate(model, _policy(quantizer={"type": "uniform", "bits": 4, "group_size": 8}), ids)
+    slots = plain.layers[0].num_slots
+    assert pruned.layers[0].key_channels.shape == (1, 2, 8)
+    assert pruned.layers[0].stored_keys.shape == (1, 2, slots, 8)
+    dense_slot_bytes = 2 * 2 * slots * 16 * 4  # keys and values, 2 KV heads, head dim 16, float32
+    index_bytes = 2 * 8 * 8  # the kept channel indices (long) are counted too
+    assert plain.layers[0].kv_nbytes() - pruned.layers[0].kv_nbytes() == dense_slot_bytes // 4 - index_bytes
+    packed_slot_bytes = packed.layers[0].kv_nbytes() - (plain.layers[0].kv_nbytes() - dense_slot_bytes)
+    values = dense_slot_bytes // 4
+    assert packed_slot_bytes == values * 4 // 8 + 2 * (values // 8) * 4  # 4 bits a value, a float32 scale and zero per 8
+
+
+def test_eight_bit_storage_stays_close_to_the_dense_cache(one_torch_thread):
+    model = tiny_model("llama")
+    ids = prompt(64, seed=4)
+    with torch.no_grad():
+        logits = []
+        for policy in (shared_policy(), _policy(quantizer={"type": "uniform", "bits": 8, "group_size": 16})):
+            with policy.apply(model):
+                cache = model(ids, use_cache=True).past_key_values
+                logits.append(model(ids[:, -1:], past_key_values=cache, use_cache=True).logits)
+    torch.testing.assert_close(logits[1], logits[0], rtol=0.05, atol=0.02)
+
+
+def test_a_stage_that_cannot_serve_the_model_is_refused_at_apply(one_torch_thread):
+    model = tiny_model("llama")  # head_dim 16
+    policy = _policy(quantizer={"type": "uniform", "bits": 4, "group_size": 32})
+    with pytest.raises(ConfigError, match="quantizer 'uniform' cannot serve policy"):
+        policy.apply(model)
+
+
+def test_an_attention_implementation_that_cannot_read_the_stages_is_named_with_them(one_torch_thread):
+    from windowkv.errors import UnsupportedModelError
+
+    model = tiny_model("llama")
+    model.config._attn_implementation = "flash_attention_2"
+    with pytest.raises(UnsupportedModelError, match="'flash_attention_2' cannot read a compressed cache with "
+                                                    "merger 'nearest_mean'"):
+        _policy(merger={"type": "nearest_mean"}).apply(model)
