@@ -42,6 +42,9 @@ def test_a_long_prompt_is_never_tokenised_whole():
     text = "Write a summary. " + "word " * 500_000 + " Now write the summary."
     head, tail = head_tail_ids(Spy(), text, 256, 256)
     assert len(head) == len(tail) == 256 and max(seen) < 10_000
+    seen.clear()  # one 400k-character "word": few tokens at each end, and still never the whole text
+    head, tail = head_tail_ids(Spy(), "x" * 400_000, 32, 32, paragraphs=True)
+    assert 0 < len(head) <= 32 and 0 < len(tail) <= 32 and max(seen) <= 32 * 64
 
 
 def test_empty_prompt_falls_back_and_logs_once(caplog):

@@ -3,7 +3,8 @@
 WindowKV's classifier (arXiv 2503.17922, Sec. 3.1) reads a long prompt's first 256 and last 256
 tokens. :func:`head_tail_ids` gets them without tokenising the whole prompt: it cuts the text by
 characters first (``chars_per_token`` characters per wanted token, widened until enough tokens are
-found), so a 100k-token prompt costs as much as a 1k-token one.
+found, at most ``MAX_CHARS_PER_TOKEN`` per token), so a 100k-token prompt costs as much as a 1k-token
+one, even when it has no whitespace.
 
 Documented fallbacks (each logged once per process, on the ``windowkv.classifiers`` logger):
 
@@ -33,6 +34,8 @@ FAMILY_LABELS: dict[str, str] = {
 }
 FAMILIES = tuple(FAMILY_LABELS)
 EMPTY_LABEL = "other"
+#: :func:`head_tail_ids` never tokenises more than this many characters per wanted token
+MAX_CHARS_PER_TOKEN = 64
 Level = Literal["task", "family"]
 
 
@@ -101,8 +104,9 @@ def head_tail_ids(tokenizer: Any, text: str, head: int = 256, tail: int = 256,
         while True:
             part = text[:chars] if first else text[-chars:]
             ids = _ids(tokenizer, part)
-            # more than n tokens: the token the character cut may have split is not among the n kept
-            if len(ids) > n or chars >= len(text):
+            # more than n tokens: the token the character cut may have split is not among the n kept;
+            # past MAX_CHARS_PER_TOKEN characters per token (one giant "word"), settle for fewer tokens
+            if len(ids) > n or chars >= len(text) or chars >= n * MAX_CHARS_PER_TOKEN:
                 return ids[:n] if first else ids[-n:]
             chars *= 2
 
