@@ -128,17 +128,24 @@ def eval_cmd(
                 component = _Oracle(rows)
             result = evaluate(component, rows, track=_track(err))
             if latency_tokens and not isinstance(component, _Oracle):
-                result["median_ms"] = round(1000 * latency(component, latency_tokens), 2)
+                result["latency"] = latency(component, latency_tokens)
+                result["median_ms"] = result["latency"]["wall_ms"]
             results[spec] = result
     table = Table(title=f"task classifiers on the {split} split ({len(rows)} prompts)", header_style="bold")
-    for column in ("classifier", "accuracy", "macro-F1", *FAMILIES, "ms/prompt"):
+    for column in ("classifier", "accuracy", "macro-F1", *FAMILIES, "ms/prompt", "CPU ms", "x baseline"):
         table.add_column(column, justify="left" if column == "classifier" else "right")
     for spec, r in results.items():
         table.add_row(spec, f"{r['accuracy']:.3f}", f"{r['macro_f1']:.3f}",
                       *(f"{r['families'].get(f, float('nan')):.2f}" for f in FAMILIES),
-                      f"{r['median_ms']:.1f}" if "median_ms" in r else "–")
+                      *((f"{r['latency']['wall_ms']:.1f}", f"{r['latency']['cpu_ms']:.1f}",
+                         f"{r['latency']['ratio']:.2f}") if "latency" in r else ("–", "–", "–")))
     stdout.print(table)
-    stdout.print(f"latency: median of one call on a {latency_tokens}-token prompt (CPU).", style="dim")
+    timed = [r["latency"] for r in results.values() if "latency" in r]
+    if timed:
+        stdout.print(f"latency: median of 20 calls on one {latency_tokens}-token prompt after 3 warm-up calls, "
+                     f"{timed[0]['threads']} torch thread(s), load average {timed[0]['load']}; CPU ms: CPU time of "
+                     f"the process; x baseline: wall time / a fixed {timed[0]['baseline_ms']:.1f} ms matmul workload "
+                     "timed alternately (comparable across loads).", style="dim")
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps({"split": split, "results": results}, indent=1) + "\n", encoding="utf-8")

@@ -69,3 +69,12 @@ def test_missing_or_corrupt_encoder_is_a_clear_error(tmp_path, trained):
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ClassifierLoadError, match="cannot load the encoder classifier"):
         EncoderClassifier(model=str(broken))(["What is it?"])
+
+
+def test_latency_reports_wall_cpu_and_a_baseline_ratio(trained):
+    from windowkv.classifiers.training import latency
+
+    timing = latency(EncoderClassifier(model=str(trained)), tokens=512, repeats=3, warmup=1)
+    assert {"wall_ms", "cpu_ms", "baseline_ms", "ratio", "threads", "load"} <= set(timing)
+    assert timing["wall_ms"] > 0 and timing["baseline_ms"] > 0 and timing["threads"] == 1
+    assert timing["ratio"] == pytest.approx(timing["wall_ms"] / timing["baseline_ms"], rel=0.05)

@@ -9,9 +9,10 @@ records, and Python code cut from the standard library's own source files (PSF l
      "template": "few_shot/07", "prompt": "..."}
 
 Besides the hand-written templates, each family gets ``COMPOSED_PER_FAMILY`` prompts composed from a
-short request (``CORES``), a layout and neutral opening/closing words. Splits: the last ``HELD_OUT``
-hand-written templates of each family make ``test`` (unseen phrasings); the other prompts, composed
-ones included, are split 85/15 into ``train`` and ``val`` at random. ``python -m windowkv.classifiers.prompt_set``
+short request (``CORES``), a layout and neutral opening/closing words. Splits are by template
+(:func:`split_of`): the last ``HELD_OUT`` hand-written templates of each family make ``test``, the
+``VAL_TEMPLATES`` before them and the last ``VAL_TEMPLATES`` requests of each family make ``val``, so
+both measure phrasings the training split never shows. ``python -m windowkv.classifiers.prompt_set``
 rebuilds ``windowkv/data/prompt_set.jsonl.gz``; see ``windowkv/data/PROMPT_SET.md``.
 """
 
@@ -32,12 +33,14 @@ from typing import Any, Callable, Iterator
 from windowkv.classifiers.prompt_templates import (
     CLOSERS,
     CORES,
+    EXTRA_TEMPLATES,
     FAMILY_LABELS,
     FEW_SHOT_LAYOUTS,
     HELD_OUT,
     LAYOUTS,
     OPENERS,
     TEMPLATES,
+    VAL_TEMPLATES,
 )
 from windowkv.eval.haystack import sentences, word_list
 
@@ -304,22 +307,47 @@ def make_prompt(family: str, template: str, rng: random.Random) -> str:
     return body.format_map({"n": rng.randint(3, 10), **slots, "doc": doc})
 
 
-def build(seed: int = 0, per_template: int = PER_TEMPLATE, val_share: float = 0.15) -> Iterator[dict[str, Any]]:
+def split_of(family: str, template: int, composed: bool = False) -> str:
+    """The split of a template (never of a single prompt): the last ``HELD_OUT`` hand-written
+    templates of a family are ``test``; the ``VAL_TEMPLATES`` before them and the last ``VAL_TEMPLATES``
+    requests (``CORES``) are ``val``; the rest is ``train``. Validation thus also measures unseen phrasings."""
+    if composed:
+        return "val" if template >= len(CORES[family]) - VAL_TEMPLATES else "train"
+    n = len(TEMPLATES[family])
+    if template >= n - HELD_OUT:
+        return "test"
+    return "val" if template >= n - HELD_OUT - VAL_TEMPLATES else "train"
+
+
+def build(seed: int = 0, per_template: int = PER_TEMPLATE) -> Iterator[dict[str, Any]]:
     """Every row of the prompt set, deterministic for one seed (and one Python standard library)."""
     rng = random.Random(f"windowkv-prompt-set-{seed}")
     for family, templates in TEMPLATES.items():
         for t, template in enumerate(templates):
-            held_out = t >= len(templates) - HELD_OUT
             for i in range(per_template):
-                split = "test" if held_out else ("val" if rng.random() < val_share else "train")
+                if t < len(templates) - HELD_OUT:
+                    rng.random()  # the draw of the first, random split: kept so the texts stay the same
                 yield {"id": f"{family}-{t:02d}-{i:03d}", "family": family, "label": FAMILY_LABELS[family],
-                       "split": split, "template": f"{family}/{t:02d}", "prompt": make_prompt(family, template, rng)}
+                       "split": split_of(family, t), "template": f"{family}/{t:02d}",
+                       "prompt": make_prompt(family, template, rng)}
         for i in range(COMPOSED_PER_FAMILY):
             c = rng.randrange(len(CORES[family]))
-            split = "val" if rng.random() < val_share else "train"
+            rng.random()
+            split = split_of(family, c, composed=True)
             yield {"id": f"{family}-c{c:02d}-{i:03d}", "family": family, "label": FAMILY_LABELS[family],
                    "split": split, "template": f"{family}/c{c:02d}",
                    "prompt": make_prompt(family, compose(CORES[family][c], family == "few_shot", rng), rng)}
+
+
+def build_extra(seed: int = 0, per_template: int = PER_TEMPLATE) -> Iterator[dict[str, Any]]:
+    """Training rows of ``EXTRA_TEMPLATES`` (ids ``family-xNN-III``), from their own random stream so the
+    rows of :func:`build` stay the same."""
+    rng = random.Random(f"windowkv-prompt-set-extra-{seed}")
+    for family, templates in EXTRA_TEMPLATES.items():
+        for t, template in enumerate(templates):
+            for i in range(per_template):
+                yield {"id": f"{family}-x{t:02d}-{i:03d}", "family": family, "label": FAMILY_LABELS[family],
+                       "split": "train", "template": f"{family}/x{t:02d}", "prompt": make_prompt(family, template, rng)}
 
 
 def compose(core: str, few_shot: bool, rng: random.Random) -> str:
@@ -348,7 +376,7 @@ def load(split: str | None = None, path: str | Path | None = None) -> list[dict[
 
 def write(path: Path, seed: int = 0) -> int:
     """Write the prompt set as gzipped JSONL (reproducible bytes: no timestamp); returns the row count."""
-    rows = list(build(seed))
+    rows = [*build(seed), *build_extra(seed)]
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz:
         for row in rows:

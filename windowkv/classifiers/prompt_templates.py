@@ -14,6 +14,8 @@ from __future__ import annotations
 
 #: templates per family kept for the test split (the last ones of each list)
 HELD_OUT = 3
+#: hand-written templates (before the held-out ones) and requests (the last ones) per family kept for ``val``
+VAL_TEMPLATES = 2
 
 TEMPLATES: dict[str, list[str]] = {
     "single_doc_qa": [
@@ -237,3 +239,64 @@ CLOSERS = ("", " Be brief.", " Do not explain.", " Keep it short.", " Reply in E
 LAYOUTS = ("{opener}{core}\n\n{doc}", "{opener}{doc}\n\n{core}{closer}", "{core}\n\n{doc}\n\n{core}{closer}",
            "{opener}\n{doc}\n{core}")
 FEW_SHOT_LAYOUTS = ("{core}\n\n{doc}\n{query}", "{doc}\n{core}\n{query}", "{opener}{doc}\n\n{query}")
+
+#: more training phrasings (written for windowkv, added after the first measurements): chat-style,
+#: system-prompt style, Markdown and XML layouts, instructions split around the document. Train split only.
+EXTRA_TEMPLATES: dict[str, list[str]] = {
+    "single_doc_qa": [
+        "System: you answer questions about documents.\nUser: {question}\n\n{doc}\nAssistant:",
+        "## Source\n{doc}\n\n## Question\n{question}\n\n## Answer (short)\n",
+        "Hi! Could you check something in this {doc_kind} for me? {question}\n\n{doc}\n\nThanks.",
+        "{doc}\n\nThe reader wants a single detail from the passage above. {question}",
+        "<context>{doc}</context>\n<question>{question}</question>\nAnswer in one phrase.",
+        "Extract the answer to \"{question}\" from the {doc_kind} that follows.\n\n{doc}",
+    ],
+    "multi_doc_qa": [
+        "System: answer using the retrieved passages.\nUser: {question}\n\n{doc}\nAssistant:",
+        "## Retrieved documents\n{doc}\n\n## Question\n{question}\n",
+        "{doc}\n\nNo single passage above answers this alone; link them. {question}",
+        "<documents>\n{doc}\n</documents>\n<question>{question}</question>",
+        "I found these snippets while researching. {question}\n\n{doc}\n\nOne short answer, please.",
+        "Question: {question}\nEvidence is split across the passages below; reason over them.\n\n{doc}",
+    ],
+    "retrieval": [
+        "[needle]System: find facts hidden in long text.\nUser: which number belongs to {key}?\n\n{doc}\nAssistant:",
+        "[kv]## Data\n{doc}\n\n## Lookup\nReturn the value whose key is \"{key}\".",
+        "[records]{doc}\n\nFrom the table above, fetch the row for {key} and output its value only.",
+        "[passkey]A pass key is buried in the noise below. Dig it out and type it.\n\n{doc}",
+        "[log]<log>\n{doc}\n</log>\nFind the entry for {key}; reply with its line number.",
+        "[needle]Before the text starts: remember that I will ask about {key}.\n\n{doc}\n\nNow: what value was given for {key}?",
+    ],
+    "summarisation": [
+        "System: you write summaries.\nUser: Please summarise this {doc_kind}.\n\n{doc}\nAssistant:",
+        "## Document\n{doc}\n\n## Task\nWrite a short summary of the whole document.",
+        "Hey, I have no time to read this {doc_kind}. What does it say, in short?\n\n{doc}",
+        "<document>\n{doc}\n</document>\nSummarise the document above in a paragraph.",
+        "{doc}\n\nExplain in three sentences what this {doc_kind} is about.",
+        "Write meeting minutes (decisions and topics) for the transcript below.\n\n{doc}",
+    ],
+    "few_shot": [
+        "[trec]System: label questions by answer type, as in the examples.\n\n{doc}\n{query}",
+        "[topic]## Examples\n{doc}\n\n## Now you\n{query}",
+        "[dialogue]{doc}\n\nSame format as above for the next dialogue.\n{query}",
+        "[trivia]Below are solved examples. Answer the last one the same way.\n{doc}\n\n{query}",
+        "<examples>\n{doc}\n</examples>\n{query}",
+        "Few-shot prompt:\n{doc}\n{query}",
+    ],
+    "code_completion": [
+        "System: you complete code.\nUser:\n{doc}",
+        "## File\n```python\n{doc}",
+        "Keep writing this program from the last line.\n\n{doc}",
+        "<code>\n{doc}",
+        "{doc}\n# continue here",
+        "Can you write the next few lines of this script?\n\n{doc}",
+    ],
+    "counting": [
+        "[duplicates]System: you count things in text.\nUser: how many distinct paragraphs are below?\n\n{doc}\nAssistant:",
+        "[words]## List\n{doc}\n\n## Task\nWhich {n} entries occur most often? Give them in order.",
+        "[passages]{doc}\n\nHow many of the passages above talk about {key}? Reply with a number.",
+        "[text]Please count, over the whole text, how many sentences mention a city.\n\n{doc}",
+        "[coded]{doc}\nAmong the coded words above, report the three with the highest counts.",
+        "[transcript]{doc}\n\nTally the number of turns each speaker takes in this conversation.",
+    ],
+}

@@ -6,7 +6,8 @@
 - :func:`train_encoder`: fine-tunes a BERT-family encoder for sequence classification on the
   prompts' first and last tokens (the paper's recipe); writes an HF folder (``model.safetensors``,
   ``config.json``, tokenizer files) + ``windowkv_classifier.json``.
-- :func:`evaluate`: accuracy and macro-F1 at the task level, accuracy per family, median latency.
+- :func:`evaluate`: accuracy and macro-F1 at the task level, accuracy per family;
+  :func:`latency`: median time of one call on a long prompt, beside a fixed baseline workload.
 
 ``track`` wraps the long loops (the CLI passes a progress bar).
 """
@@ -190,13 +191,38 @@ def latency_prompt(tokens: int = 4096, seed: int = 0) -> str:
     return f"Read the essay below.\n{text[: 4 * tokens]}\nWhat is the magic number mentioned in the essay?"
 
 
-def latency(classifier: Any, tokens: int = 4096, repeats: int = 20) -> float:
-    """Median seconds of one call on one ``tokens``-token prompt, after a warm-up call."""
+def _baseline_work() -> None:
+    """A fixed, trivial CPU workload (20 products of 256 x 256 float32 matrices) timed alternately with a
+    classifier: the ratio of the two is what a loaded machine can still compare."""
+    x = torch.ones(256, 256) / 256
+    for _ in range(20):
+        x = x @ x
+
+
+def latency(classifier: Any, tokens: int = 4096, repeats: int = 20, warmup: int = 3) -> dict[str, float]:
+    """Per-call timings of ``classifier`` on one ``tokens``-token prompt, after ``warmup`` calls.
+
+    Returns medians over ``repeats`` calls, in milliseconds: ``wall_ms`` (elapsed), ``cpu_ms`` (CPU time
+    of this process: what the call costs when the machine is shared), ``baseline_ms`` (the
+    :func:`_baseline_work` timed between the calls) and ``ratio`` (``wall_ms / baseline_ms``), plus
+    ``threads`` (torch threads) and ``load`` (the 1-minute load average, where the OS reports one).
+    """
+    import os
+
     prompt = latency_prompt(tokens)
-    classifier([prompt])
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    for _ in range(warmup):
         classifier([prompt])
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        _baseline_work()
+    wall, cpu, base = [], [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        classifier([prompt])
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+        start = time.perf_counter()
+        _baseline_work()
+        base.append(time.perf_counter() - start)
+    ms = {k: 1000 * statistics.median(v) for k, v in (("wall_ms", wall), ("cpu_ms", cpu), ("baseline_ms", base))}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {**{k: round(v, 2) for k, v in ms.items()}, "ratio": round(ms["wall_ms"] / ms["baseline_ms"], 2),
+            "threads": torch.get_num_threads(), "load": round(load, 2)}
