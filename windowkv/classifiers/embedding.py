@@ -50,8 +50,12 @@ def resolve_encoder(encoder: str | None) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def load_encoder(path: str, device: str = "cpu") -> tuple[Any, Any]:
-    """``(tokenizer, model)`` of a sentence encoder, safetensors weights only, cached per process."""
+def load_encoder(path: str, device: str = "cpu", layers: int | None = None) -> tuple[Any, Any]:
+    """``(tokenizer, model)`` of a sentence encoder, safetensors weights only, cached per process.
+
+    ``layers`` keeps only the first transformer layers (a BERT-style ``encoder.layer`` list): the
+    embedding is then the mean-pooled output of layer ``layers``, at ``layers / L`` of the cost.
+    """
     from transformers import AutoModel, AutoTokenizer
 
     try:
@@ -59,6 +63,13 @@ def load_encoder(path: str, device: str = "cpu") -> tuple[Any, Any]:
         model = AutoModel.from_pretrained(path, use_safetensors=True).to(device).eval()
     except (OSError, ValueError, EnvironmentError) as exc:
         raise ClassifierLoadError(f"cannot load the sentence encoder {path!r}: {exc}") from None
+    if layers is not None:
+        stack = getattr(getattr(model, "encoder", None), "layer", None)
+        if stack is None or not 1 <= layers <= len(stack):
+            have = len(stack) if stack is not None else "no encoder.layer list"
+            raise ClassifierLoadError(f"the head reads layer {layers} of the sentence encoder {path!r}, which has {have}")
+        model.encoder.layer = stack[:layers]
+        model.config.num_hidden_layers = layers
     return tokenizer, model
 
 
@@ -128,7 +139,7 @@ class EmbeddingClassifier(LearnedClassifier):
         import torch
 
         weight, bias, config = load_head(self.weights or shipped_head())
-        tokenizer, model = load_encoder(resolve_encoder(self.encoder), self.device)
+        tokenizer, model = load_encoder(resolve_encoder(self.encoder), self.device, config.get("layers"))
         head, tail = config["head_tokens"], config["tail_tokens"]
         features = embed(tokenizer, model, texts, head, tail, paragraphs=config.get("paragraphs", False))
         if features.shape[1] != weight.shape[1]:

