@@ -170,7 +170,8 @@ def warm_up(model: Any) -> None:
 
 def run_prompt(model: Any, tokenizer: Any, handle: Any, text: str, *, chat: bool, max_new_tokens: int,
                stop_strings: Sequence[str] | None = None, seed: int = 0,
-               input_ids: torch.Tensor | None = None, ignore_eos: bool = False) -> Generation:
+               input_ids: torch.Tensor | None = None, ignore_eos: bool = False,
+               context_tokens: int | None = None) -> Generation:
     """Generate greedily from ``text`` (already rendered) with the policy handle ``handle`` active.
 
     Args:
@@ -178,6 +179,9 @@ def run_prompt(model: Any, tokenizer: Any, handle: Any, text: str, *, chat: bool
         chat: the text carries the chat template's special tokens (tokenize without adding more).
         input_ids: the tokenized prompt ``[1, L]`` when the caller already has it.
         ignore_eos: always generate ``max_new_tokens`` tokens (throughput measurements).
+        context_tokens: compress only the first ``context_tokens`` tokens at prefill (one forward pass),
+            then let ``generate`` append the rest of the prompt to the compressed cache (a question asked
+            after compression). None: the whole prompt is the prefill.
     """
     from transformers import LogitsProcessorList
 
@@ -200,6 +204,13 @@ def run_prompt(model: Any, tokenizer: Any, handle: Any, text: str, *, chat: bool
     meter.start()
     start = time.perf_counter()
     with torch.no_grad():
+        if context_tokens is not None and 0 < context_tokens < input_ids.shape[1]:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=model.config)
+            model(input_ids=input_ids[:, :context_tokens], attention_mask=attention_mask[:, :context_tokens],
+                  past_key_values=cache, use_cache=True)
+            kwargs["past_key_values"] = cache
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config,
                              logits_processor=LogitsProcessorList([timer]), **kwargs)
     if device.type == "cuda":

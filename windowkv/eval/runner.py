@@ -35,6 +35,7 @@ from windowkv.eval.distributed import DistContext
 from windowkv.eval.examples import Example, has_chat_template, render_prompt, uses_chat_template
 from windowkv.eval.measure import Generation, ModelInfo, cache_stats, run_prompt, warm_up
 from windowkv.eval.metrics import score_example
+from windowkv.eval.needle_prose import context_tokens
 from windowkv.eval.results import (
     RESULTS,
     RowWriter,
@@ -179,7 +180,7 @@ def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, varia
         return row
     gen = run_prompt(model, tokenizer, handle, text, chat=chat, max_new_tokens=example.max_new_tokens,
                      stop_strings=example.meta.get("stop_strings"), seed=seed, input_ids=input_ids,
-                     ignore_eos=ignore_eos)
+                     ignore_eos=ignore_eos, context_tokens=context_tokens(tokenizer, text, example))
     scores = score_example(example, gen.prediction)
     row.update({
         "prediction": gen.prediction, "answers": list(example.answers), "score": scores[example.metric],
