@@ -596,5 +596,10 @@ def generate(
               highlight=False)
 
 
+from windowkv.cli_inspect import inspect_cmd  # noqa: E402  (it imports this module's options)
+
+app.command("inspect")(inspect_cmd)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
