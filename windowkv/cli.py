@@ -91,6 +91,9 @@ MaxNewOpt = Annotated[Optional[int], typer.Option("--max-new-tokens", min=1,
 IgnoreEosOpt = Annotated[bool, typer.Option("--ignore-eos", help="Always generate --max-new-tokens tokens "
                                             "(for decode-speed measurements).")]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, help="torch CPU threads.")]
+SharedPrefillOpt = Annotated[bool, typer.Option(
+    "--shared-prefill", help="Prefill each prompt once without a policy and replay it under every policy: the "
+    "same answers and caches in a fraction of the time (no per-policy prefill time, memory or decode speed).")]
 TaskOptionOpt = Annotated[Optional[list[str]], typer.Option(
     "--task-option", "-O", help="A task option KEY=VALUE, repeatable (e.g. needle_prose: question=after, "
     "answer_prefix=true, source=1910-Taft-1).")]
@@ -364,7 +367,7 @@ def _run(command: str, task: str, policies: list[str], budgets: list[str] | None
          out_dir: Path | None, lengths: list[str] | None, depths: list[str] | None, num_examples: int,
          subtasks: list[str] | None, data: Path | None, max_length: int | None, max_new_tokens: int | None,
          threads: int | None, progress: bool, plots: bool, ignore_eos: bool = False,
-         task_options: list[str] | None = None) -> None:
+         task_options: list[str] | None = None, shared_prefill: bool = False) -> None:
     from windowkv.eval.distributed import DistContext
     from windowkv.eval.measure import ModelInfo
     from windowkv.eval.runner import evaluate
@@ -400,10 +403,12 @@ def _run(command: str, task: str, policies: list[str], budgets: list[str] | None
                       "device_map": device_map, "limit": limit, "seed": seed, "lengths": length_values,
                       "depths": depth_values, "num_examples": num_examples, "data": str(data) if data else None,
                       "max_length": max_length, "max_new_tokens": max_new_tokens, "threads": threads,
-                      "ignore_eos": ignore_eos, **({"task_options": options} if options else {})}
+                      "ignore_eos": ignore_eos, **({"task_options": options} if options else {}),
+                      **({"shared_prefill": True} if shared_prefill else {})}
             result = evaluate(m, tok, examples, variants, out_dir, model_name=model or "smollm2", seed=seed,
                               dist=dist, config=config, progress=progress, console=err,
-                              timings={"model_load_seconds": round(load_seconds, 3)}, ignore_eos=ignore_eos)
+                              timings={"model_load_seconds": round(load_seconds, 3)}, ignore_eos=ignore_eos,
+                              shared_prefill=shared_prefill)
         if dist.is_main:
             _print_results(result.rows, names, out_dir, plots)
     finally:
@@ -455,13 +460,14 @@ def eval_cmd(
     progress: ProgressOpt = True,
     plots: PlotsOpt = True,
     task_option: TaskOptionOpt = None,
+    shared_prefill: SharedPrefillOpt = False,
 ) -> None:
     """Evaluate one policy at one budget on a task; rows, summary and plots go to --out (resumable)."""
     _run("eval", task, [policy], [budget] if budget else None, model=model, device=device, dtype=dtype, attn=attn,
          device_map=device_map, limit=limit, seed=seed, out_dir=out_dir, lengths=lengths, depths=depths,
          num_examples=num_examples, subtasks=subtasks, data=data, max_length=max_length,
          max_new_tokens=max_new_tokens, threads=threads, progress=progress, plots=plots,
-         ignore_eos=ignore_eos, task_options=task_option)
+         ignore_eos=ignore_eos, task_options=task_option, shared_prefill=shared_prefill)
 
 
 @app.command()
@@ -489,13 +495,14 @@ def compare(
     progress: ProgressOpt = True,
     plots: PlotsOpt = True,
     task_option: TaskOptionOpt = None,
+    shared_prefill: SharedPrefillOpt = False,
 ) -> None:
     """Compare several policies x budgets in one run: one table, side-by-side heatmaps, score vs budget."""
     _run("compare", task, policy or _default_policies(), budget or ["0.12", "0.25"], model=model, device=device,
          dtype=dtype, attn=attn, device_map=device_map, limit=limit, seed=seed, out_dir=out_dir, lengths=lengths,
          depths=depths, num_examples=num_examples, subtasks=subtasks, data=data, max_length=max_length,
          max_new_tokens=max_new_tokens, threads=threads, progress=progress, plots=plots,
-         ignore_eos=ignore_eos, task_options=task_option)
+         ignore_eos=ignore_eos, task_options=task_option, shared_prefill=shared_prefill)
 
 
 @app.command()

@@ -114,6 +114,7 @@ def suffix_attention_by_layer(model: Any, input_ids: torch.Tensor, suffix_size: 
     """
     from transformers import DynamicCache
 
+    from windowkv.eval.measure import cache_argument
     from windowkv.hf.architectures import attention_layers, make_query_projector
     from windowkv.run import LayerInputs
     from windowkv.scorers.suffix_attention import suffix_attention
@@ -143,8 +144,8 @@ def suffix_attention_by_layer(model: Any, input_ids: torch.Tensor, suffix_size: 
     handles += [m.register_forward_hook(post, with_kwargs=True) for m in layers]
     try:
         with torch.no_grad():
-            model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), past_key_values=cache,
-                  use_cache=True)
+            model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), use_cache=True,
+                  **cache_argument(model, cache))
     finally:
         for h in handles:
             h.remove()

@@ -157,6 +157,15 @@ def generation_config(model: Any, max_new_tokens: int, pad_token_id: int | None)
     return config
 
 
+def cache_argument(model: Any, cache: Any) -> dict[str, Any]:
+    """``{"cache": cache}`` for transformers releases that name the argument so (5.24+), else
+    ``{"past_key_values": cache}`` (5.2): the old name warns on new releases."""
+    import inspect
+
+    name = "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
+    return {name: cache}
+
+
 def warm_up(model: Any) -> None:
     """One short forward pass, so that the first measured generation does not pay one-time costs.
 
@@ -209,8 +218,8 @@ def run_prompt(model: Any, tokenizer: Any, handle: Any, text: str, *, chat: bool
 
             cache = DynamicCache(config=model.config)
             model(input_ids=input_ids[:, :context_tokens], attention_mask=attention_mask[:, :context_tokens],
-                  past_key_values=cache, use_cache=True)
-            kwargs["past_key_values"] = cache
+                  use_cache=True, **cache_argument(model, cache))
+            kwargs.update(cache_argument(model, cache))
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config,
                              logits_processor=LogitsProcessorList([timer]), **kwargs)
     if device.type == "cuda":

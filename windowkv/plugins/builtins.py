@@ -26,6 +26,7 @@ from windowkv.selectors import (
     SinksRecentSelector,
     TokenTopKSelector,
     WindowAverageSelector,
+    WindowMarginSelector,
     WindowMaxSelector,
 )
 from windowkv.quantizers import UniformQuantizer
@@ -45,7 +46,8 @@ def windowkv_register_classifiers():
 
 @hookimpl
 def windowkv_register_selectors():
-    return [WindowAverageSelector, WindowMaxSelector, TokenTopKSelector, SinksRecentSelector, HeadwiseTopKSelector]
+    return [WindowAverageSelector, WindowMaxSelector, TokenTopKSelector, SinksRecentSelector, HeadwiseTopKSelector,
+            WindowMarginSelector]
 
 
 @hookimpl
