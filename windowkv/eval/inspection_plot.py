@@ -48,6 +48,7 @@ def plot_inspection(result: Inspection, path: str | Path, *, zoom: int = 40, tit
     ax_zoom.imshow(result.kept[:, lo:hi], aspect="auto", cmap="gray", vmin=0, vmax=1, interpolation="nearest",
                    extent=(lo - 0.5, hi - 0.5, layers - 0.5, -0.5))
     _mark(ax_zoom, result, alpha=0.25)
+    ax_zoom.set_xlim(lo - 0.5, hi - 0.5)  # the suffix band must not widen the zoom
     ticks = list(range(lo, hi))
     if hi - lo <= 100:
         ax_zoom.set_xticks(ticks)
