@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from tests.eval.tiny_model import save_tiny_model
 from windowkv import Policy
 from windowkv.cli import app
-from windowkv.eval.inspection import PromptTooLongError, inspect_prompt, jaccard_matrix
+from windowkv.eval.inspection import PromptTooLongError, inspect_prompt, inspection_from_json, jaccard_matrix
 from windowkv.eval.needle_prose import needle_prose_example
 from windowkv.models import load_model
 
@@ -69,8 +69,11 @@ def test_inspection_of_a_compressing_policy(tiny, source):
     assert example.answers[0] in digits
     lost = [i for i in range(layers) if (result.kept[i, first:last] < 1).any()]
     assert result.lost_layers == lost
-    data = result.to_json()
-    assert json.loads(json.dumps(data))["suffix_start"] == review
+    data = json.loads(json.dumps(result.to_json()))
+    assert data["suffix_start"] == review
+    again = inspection_from_json(data)
+    assert again.lost_layers == result.lost_layers and again.answer_span == result.answer_span
+    assert np.allclose(again.jaccard, result.jaccard, atol=1e-4) and np.array_equal(again.kept > 0, result.kept > 0)
 
 
 def test_the_full_cache_keeps_everything(tiny, source):

@@ -83,6 +83,17 @@ class Inspection:
         return data
 
 
+def inspection_from_json(data: dict[str, Any]) -> Inspection:
+    """The :class:`Inspection` saved by :meth:`Inspection.to_json` (e.g. to redraw its picture)."""
+    fields = {k: data[k] for k in Inspection.__dataclass_fields__ if k in data}
+    for name in ("kept", "attention", "jaccard"):
+        fields[name] = np.asarray(fields[name], dtype=np.float32)
+    for name in ("needle_span", "answer_span"):
+        if fields.get(name) is not None:
+            fields[name] = tuple(fields[name])
+    return Inspection(**fields)
+
+
 def _span_tokens(tokenizer: Any, text: str, start: int, end: int) -> tuple[int, int]:
     return char_span_tokens(token_offsets(tokenizer, text), start, end)
 
