@@ -79,5 +79,6 @@ def windowkv_register_channel_pruners():
 def windowkv_register_policies():
     from windowkv.policies.baselines import BASELINE_PRESETS
     from windowkv.policies.presets import BUILTIN_PRESETS
+    from windowkv.policies.windowkv_family import WINDOWKV_FAMILY_PRESETS
 
-    return [*BUILTIN_PRESETS, *BASELINE_PRESETS]
+    return [*BUILTIN_PRESETS, *BASELINE_PRESETS, *WINDOWKV_FAMILY_PRESETS]
