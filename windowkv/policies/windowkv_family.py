@@ -2,25 +2,25 @@
 
 On ``needle_prose`` the question attends to a fact's *key* ("the special magic number for Shanghai") more
 than to its *value* (the digits after it), so window max keeps the key's window and drops the value's.
-These presets replace the QA profile's ``window_max`` by ``window_margin`` (the same windows, chosen
-within a smaller budget, each followed by the ``after`` next tokens), at the same total budget; the
-``other`` profile and everything else stay as in the preset they extend. Measurements: ``docs/report.md``.
+These presets replace the QA profile's ``window_max`` by ``window_margin`` (the same ranking of windows,
+each taken with the window after it, at the same total budget); the ``other`` profile and everything
+else stay as in the preset they extend. Measurements: ``docs/report.md``.
 """
 
 from __future__ import annotations
 
 from windowkv.policies.presets import Preset
 
-#: the QA profile of the margin presets: 8-token windows by top-4 mean, each followed by 8 more tokens
-MARGIN_QA = {"selector": {"type": "window_margin", "window_size": 8, "before": 0, "after": 8, "heads": "shared"},
-             "suffix_size": 32}
+#: the QA profile of the margin presets: 8-token windows by top-4 mean, each taken with the next window
+MARGIN_QA = {"selector": {"type": "window_margin", "window_size": 8, "windows_before": 0, "windows_after": 1,
+                          "heads": "shared"}, "suffix_size": 32}
 PAPER = "Zuo et al., WindowKV, arXiv 2503.17922 (2025); margins after windows: windowkv"
 
 WINDOWKV_FAMILY_PRESETS = (
     Preset(
         "windowkv_margin",
         {"preset": "windowkv", "profiles": {"qa": MARGIN_QA}},
-        "WindowKV whose QA windows also keep the 8 tokens after them (a key's value), at the same budget.",
+        "WindowKV whose QA windows are each kept with the next window (a key's value), at the same budget.",
         PAPER,
         ("variant",),
     ),

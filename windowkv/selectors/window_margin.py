@@ -1,43 +1,47 @@
-"""Window-margin selector: WindowKV's window-max choice, each kept window widened by a margin of tokens.
+"""Window-margin selector: WindowKV's windows, each kept together with its neighbouring windows.
 
-WindowKV (arXiv 2503.17922, Sec. 3.3) cuts the review tokens into windows at fixed offsets, so a run of
-related tokens (the 7 digit tokens of a number, the pieces of a word) is often split between two windows;
-when only one of them is kept the model reads part of the number (``windowkv inspect`` shows it,
-``docs/inspect.md``). Worse, a question attends to the *key* of a fact ("the special magic number for
-Shanghai") more than to its *value* (the digits that follow), so the window after the key is dropped.
-This selector chooses windows exactly as ``window_max`` does, within a reduced budget
-``b * w // (w + before + after)``, then also keeps ``before`` tokens before and ``after`` tokens after
-every kept window: a run that spills over a window boundary, or a value that follows its key, survives
-whole, and a row never keeps more than ``b`` tokens. Kept sets are therefore not whole windows, so it is a :class:`Selector`, not a
-:class:`~windowkv.selectors.window.WindowSelector`.
+WindowKV (arXiv 2503.17922, Sec. 3.3) keeps whole windows of ``w`` tokens by score. On real prose a
+question attends to a fact's *key* ("the special magic number for Shanghai") far more than to its
+*value* (the digits after it), so the key's window is kept and the value's dropped, in every layer;
+and a run of related tokens (a 7-digit number) split by a window boundary loses one part
+(``windowkv inspect`` shows both, ``docs/inspect.md``). This selector ranks windows exactly as
+``window_max`` does (top-k mean) and takes them in that order, each with the ``windows_before`` windows
+before it and the ``windows_after`` windows after it, as long as the union of everything taken fits the
+budget. Windows already taken cost nothing again, so the budget is filled to within one step.
+
+The union is computed without a loop: window ``j`` is first covered at ranking step
+``min(rank[i] for i in [j - windows_after, j + windows_before])`` (a min-pool over the ranks); the
+budget used after each step is a cumulative sum of the sizes first covered there.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+import torch
 import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import Tensor
 
 from windowkv.selectors.base import Selector
 from windowkv.selectors.window_max import WindowMaxSelector
+from windowkv.tensor_ops import window_view
 
 
 class WindowMarginSelector(Selector):
-    """Window max over windows of ``w`` tokens, each kept window extended by margins before and after.
+    """Whole windows ranked by top-k mean, each taken with its neighbouring windows, within the budget.
 
-    Shapes: scores ``[B, H_kv, R]`` -> keep ``[B, H, R]`` (``H`` 1 for ``heads="shared"``). The windows
-    use at most ``b * w // (w + before + after)`` tokens, so with their margins a row keeps at most ``b``
-    (the base class clips the rare overshoot of a short last window, by score).
+    Shapes: scores ``[B, H_kv, R]`` -> keep ``[B, H, R]`` (``H`` 1 for ``heads="shared"``). Kept sets are
+    unions of whole windows (the last may be shorter) and never exceed the budget.
     """
 
     name: ClassVar[str] = "window_margin"
 
     window_size: int = Field(8, ge=1, description="Tokens per window (w); the paper uses 8.")
     top_k: int | None = Field(None, ge=1, description="Tokens averaged per window; default window_size // 2.")
-    before: int = Field(4, ge=0, le=64, description="Tokens kept before each kept window.")
-    after: int = Field(4, ge=0, le=64, description="Tokens kept after each kept window (a key's value follows it).")
+    windows_before: int = Field(0, ge=0, le=8, description="Windows kept before each chosen window.")
+    windows_after: int = Field(1, ge=0, le=8, description="Windows kept after each chosen window (a key's value "
+                               "follows it).")
 
     @model_validator(mode="after")
     def _top_k_fits(self) -> "WindowMarginSelector":
@@ -45,15 +49,25 @@ class WindowMarginSelector(Selector):
             raise ValueError(f"top_k ({self.top_k}) must be <= window_size ({self.window_size})")
         return self
 
-    def _windows(self) -> WindowMaxSelector:
-        return WindowMaxSelector(window_size=self.window_size, top_k=self.top_k, heads=self.heads)
-
     def select(self, scores: Tensor, lengths: Tensor, budgets: Tensor) -> Tensor:
-        w, before, after = self.window_size, self.before, self.after
-        keep = self._windows().select(scores, lengths, budgets * w // (w + before + after))  # [B, H, R]
-        if before + after == 0 or keep.shape[-1] == 0:
-            return keep
-        # position q is kept when a kept token lies in [q - after, q + before]
-        flat = F.pad(keep.float().reshape(-1, 1, keep.shape[-1]), (after, before))
-        widened = F.max_pool1d(flat, kernel_size=before + after + 1, stride=1)
-        return widened.view_as(keep) > 0
+        windows, token_valid = window_view(scores, lengths, self.window_size)  # [B,H,N,w], [B,1,N,w]
+        sizes = token_valid.sum(-1)  # [B, 1, N]
+        ranker = WindowMaxSelector(window_size=self.window_size, top_k=self.top_k, heads=self.heads)
+        win = ranker.window_scores(windows, token_valid)  # [B, H, N]
+        if self.heads == "shared":
+            win = win.mean(dim=1, keepdim=True)
+        win = win.masked_fill(sizes == 0, float("-inf"))
+        b, h, n = win.shape
+        order = torch.sort(win, dim=-1, descending=True, stable=True).indices
+        rank = torch.empty_like(order).scatter_(-1, order, torch.arange(n, device=win.device).expand(b, h, n))
+        before, after = self.windows_before, self.windows_after
+        # window j is covered by a chosen window i when i - before <= j <= i + after
+        padded = F.pad(rank.float().reshape(b * h, 1, n), (after, before), value=float(n))
+        first = (-F.max_pool1d(-padded, kernel_size=before + after + 1, stride=1)).view(b, h, n).long()
+        added = torch.zeros(b, h, n + 1, dtype=sizes.dtype, device=win.device)
+        added.scatter_add_(-1, first, sizes.expand(b, h, n))
+        used = added[..., :n].cumsum(-1)  # tokens kept after ranking steps 0..n-1
+        steps = (used <= budgets[:, None, None]).sum(-1, keepdim=True)  # [B, H, 1]
+        kept = (first < steps) & (sizes > 0)  # [B, H, N]
+        keep = (kept[..., None] & token_valid).flatten(-2)
+        return keep[..., : scores.shape[-1]]
