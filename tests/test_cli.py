@@ -89,6 +89,7 @@ def test_eval_unknown_policy_lists_the_known_ones_exit_2():
     (["eval", "longbench"], "pass --task NAME"),
     (["compare", "needle", "-b", "1.5"], "ratio in (0, 1]"),
     (["eval", "needle", "--depths", "0.5,2"], "depths must lie in [0, 1]"),
+    (["eval", "needle_prose", "-O", "question"], "--task-option must be KEY=VALUE (got 'question')"),
 ])
 def test_bad_names_and_values_exit_2_before_loading_a_model(args, expected):
     result = invoke(*args)
@@ -129,6 +130,27 @@ def test_compare_writes_rows_summary_plots_and_resumes(model_dir, tmp_path):
     report = invoke("report", str(out), "--markdown", "--no-plots")
     assert report.exit_code == 0
     assert "| policy | budget | L=200 |" in report.output and "| full | 100% |" in report.output
+
+
+def test_needle_prose_takes_task_options_and_names_bad_ones(model_dir, tmp_path):
+    source = tmp_path / "prose.txt"
+    source.write_text("The treaty of April 4, 1908, cost $53,000,000 in 17 ports. " * 40 + "\n\nA new part.\n")
+    out = tmp_path / "prose"
+    args = ["eval", "needle_prose", "--model", str(model_dir), "--policy", "windowkv", "--lengths", "300",
+            "--depths", "0.5", "--max-new-tokens", "2", "--out", str(out), "--no-progress", "--no-plots",
+            "-O", f"source={source}"]
+    result = invoke(*args, "-O", "question=after", "--task-option", "answer_prefix=true")
+    assert result.exit_code == 0, result.output
+    (row,) = read_rows(out / RESULTS)
+    assert row["id"] == "needle_prose-L300-d0.50-s0-qafter-prefix" and row["task"] == "needle_prose"
+    summary = json.loads((out / SUMMARY_JSON).read_text())
+    assert summary["config"]["task_options"] == {"source": str(source), "question": "after", "answer_prefix": True}
+    for bad, expected in ((["-O", "colour=red"], "unexpected keyword argument 'colour'"),
+                          (["-O", "question=before"], "question must be one of inside, after"),
+                          (["--lengths", "9000"], "too short for length 9000: it gives at most")):
+        result = invoke(*args, *bad)
+        assert result.exit_code == 2 and expected in result.output, result.output
+        assert "Traceback" not in result.output
 
 
 def test_eval_one_policy_with_a_config_file_and_seed(model_dir, tmp_path):

@@ -91,6 +91,12 @@ MaxNewOpt = Annotated[Optional[int], typer.Option("--max-new-tokens", min=1,
 IgnoreEosOpt = Annotated[bool, typer.Option("--ignore-eos", help="Always generate --max-new-tokens tokens "
                                             "(for decode-speed measurements).")]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, help="torch CPU threads.")]
+SharedPrefillOpt = Annotated[bool, typer.Option(
+    "--shared-prefill", help="Prefill each prompt once without a policy and replay it under every policy: the "
+    "same answers and caches in a fraction of the time (no per-policy prefill time, memory or decode speed).")]
+TaskOptionOpt = Annotated[Optional[list[str]], typer.Option(
+    "--task-option", "-O", help="A task option KEY=VALUE, repeatable (e.g. needle_prose: question=after, "
+    "answer_prefix=true, source=1910-Taft-1).")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
 PlotsOpt = Annotated[bool, typer.Option("--plots/--no-plots", help="Write PNG plots into the run directory.")]
 
@@ -138,6 +144,30 @@ def _escape(text: str) -> str:
     from rich.markup import escape
 
     return escape(text)
+
+
+def parse_task_options(values: list[str] | None) -> dict[str, Any]:
+    """``["question=after", "answer_prefix=true"]`` -> ``{"question": "after", "answer_prefix": True}``.
+
+    Values ``true``/``false`` become booleans, integers and floats numbers, anything else stays a string.
+    """
+    options: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"--task-option must be KEY=VALUE (got {item!r})")
+        value: Any = raw.strip()
+        if value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        else:
+            for kind in (int, float):
+                try:
+                    value = kind(value)
+                    break
+                except ValueError:
+                    pass
+        options[key.strip()] = value
+    return options
 
 
 def _split(values: list[str] | None, kind: type) -> list[Any] | None:
@@ -300,15 +330,22 @@ def _longbench_in(data: Path | None) -> list[str]:
 
 def build_task_examples(names: list[str], tokenizer: Any, *, lengths: list[int] | None, depths: list[float] | None,
                         num_examples: int, limit: int | None, seed: int, data: Path | None,
-                        max_length: int | None, max_new_tokens: int | None) -> list[Any]:
-    """The examples of every task in ``names`` (``limit`` per task)."""
+                        max_length: int | None, max_new_tokens: int | None,
+                        options: dict[str, Any] | None = None) -> list[Any]:
+    """The examples of every task in ``names`` (``limit`` per task; ``options``: task keywords)."""
     from windowkv.eval.runner import limit_new_tokens
     from windowkv.eval.tasks import get_task
 
     examples = []
     for name in names:
-        examples += get_task(name)(tokenizer=tokenizer, lengths=lengths, depths=depths, num_examples=num_examples,
-                                   limit=limit, seed=seed, data_path=data, max_length=max_length)
+        try:
+            examples += get_task(name)(tokenizer=tokenizer, lengths=lengths, depths=depths, num_examples=num_examples,
+                                       limit=limit, seed=seed, data_path=data, max_length=max_length,
+                                       **(options or {}))
+        except TypeError as exc:  # an option the task does not take
+            if options and "unexpected keyword argument" in str(exc):
+                raise ValueError(f"{exc} (from --task-option)") from None
+            raise
     if not examples:
         raise ValueError(f"no examples for {', '.join(names)} (check --limit and --data)")
     return limit_new_tokens(examples, max_new_tokens)
@@ -329,7 +366,8 @@ def _run(command: str, task: str, policies: list[str], budgets: list[str] | None
          device: str, dtype: str, attn: str, device_map: str | None, limit: int | None, seed: int,
          out_dir: Path | None, lengths: list[str] | None, depths: list[str] | None, num_examples: int,
          subtasks: list[str] | None, data: Path | None, max_length: int | None, max_new_tokens: int | None,
-         threads: int | None, progress: bool, plots: bool, ignore_eos: bool = False) -> None:
+         threads: int | None, progress: bool, plots: bool, ignore_eos: bool = False,
+         task_options: list[str] | None = None, shared_prefill: bool = False) -> None:
     from windowkv.eval.distributed import DistContext
     from windowkv.eval.measure import ModelInfo
     from windowkv.eval.runner import evaluate
@@ -340,6 +378,7 @@ def _run(command: str, task: str, policies: list[str], budgets: list[str] | None
         names = resolve_tasks(task, subtasks, data)
         length_values = _split(lengths, int)
         depth_values = _split(depths, float)
+        options = parse_task_options(task_options)
         if depth_values and any(not 0 <= d <= 1 for d in depth_values):
             raise ValueError(f"depths must lie in [0, 1] (got {depth_values})")
     out_dir = out_dir or Path("runs") / f"{command}-{task.replace('/', '_').replace('*', 'all')}"
@@ -352,7 +391,8 @@ def _run(command: str, task: str, policies: list[str], budgets: list[str] | None
                 max_length = max(ctx - 512, 256) if ctx else None
             examples = build_task_examples(names, tok, lengths=length_values, depths=depth_values,
                                            num_examples=num_examples, limit=limit, seed=seed, data=data,
-                                           max_length=max_length, max_new_tokens=max_new_tokens)
+                                           max_length=max_length, max_new_tokens=max_new_tokens,
+                                           options=options)
             if dist.is_main:
                 err.print(f"{len(examples)} examples x {len(variants)} policy/budget pairs "
                           f"({', '.join(v.name for v in variants)}) -> {out_dir}"
@@ -363,10 +403,12 @@ def _run(command: str, task: str, policies: list[str], budgets: list[str] | None
                       "device_map": device_map, "limit": limit, "seed": seed, "lengths": length_values,
                       "depths": depth_values, "num_examples": num_examples, "data": str(data) if data else None,
                       "max_length": max_length, "max_new_tokens": max_new_tokens, "threads": threads,
-                      "ignore_eos": ignore_eos}
+                      "ignore_eos": ignore_eos, **({"task_options": options} if options else {}),
+                      **({"shared_prefill": True} if shared_prefill else {})}
             result = evaluate(m, tok, examples, variants, out_dir, model_name=model or "smollm2", seed=seed,
                               dist=dist, config=config, progress=progress, console=err,
-                              timings={"model_load_seconds": round(load_seconds, 3)}, ignore_eos=ignore_eos)
+                              timings={"model_load_seconds": round(load_seconds, 3)}, ignore_eos=ignore_eos,
+                              shared_prefill=shared_prefill)
         if dist.is_main:
             _print_results(result.rows, names, out_dir, plots)
     finally:
@@ -417,13 +459,15 @@ def eval_cmd(
     threads: ThreadsOpt = None,
     progress: ProgressOpt = True,
     plots: PlotsOpt = True,
+    task_option: TaskOptionOpt = None,
+    shared_prefill: SharedPrefillOpt = False,
 ) -> None:
     """Evaluate one policy at one budget on a task; rows, summary and plots go to --out (resumable)."""
     _run("eval", task, [policy], [budget] if budget else None, model=model, device=device, dtype=dtype, attn=attn,
          device_map=device_map, limit=limit, seed=seed, out_dir=out_dir, lengths=lengths, depths=depths,
          num_examples=num_examples, subtasks=subtasks, data=data, max_length=max_length,
          max_new_tokens=max_new_tokens, threads=threads, progress=progress, plots=plots,
-         ignore_eos=ignore_eos)
+         ignore_eos=ignore_eos, task_options=task_option, shared_prefill=shared_prefill)
 
 
 @app.command()
@@ -450,13 +494,15 @@ def compare(
     threads: ThreadsOpt = None,
     progress: ProgressOpt = True,
     plots: PlotsOpt = True,
+    task_option: TaskOptionOpt = None,
+    shared_prefill: SharedPrefillOpt = False,
 ) -> None:
     """Compare several policies x budgets in one run: one table, side-by-side heatmaps, score vs budget."""
     _run("compare", task, policy or _default_policies(), budget or ["0.12", "0.25"], model=model, device=device,
          dtype=dtype, attn=attn, device_map=device_map, limit=limit, seed=seed, out_dir=out_dir, lengths=lengths,
          depths=depths, num_examples=num_examples, subtasks=subtasks, data=data, max_length=max_length,
          max_new_tokens=max_new_tokens, threads=threads, progress=progress, plots=plots,
-         ignore_eos=ignore_eos)
+         ignore_eos=ignore_eos, task_options=task_option, shared_prefill=shared_prefill)
 
 
 @app.command()
@@ -555,6 +601,11 @@ def generate(
     out.rule("output")
     out.print(_escape((example.answer_prefix + " " if example.answer_prefix else "") + gen.prediction),
               highlight=False)
+
+
+from windowkv.cli_inspect import inspect_cmd  # noqa: E402  (it imports this module's options)
+
+app.command("inspect")(inspect_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

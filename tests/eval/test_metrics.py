@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from windowkv.errors import UnknownComponentError
 from windowkv.eval.examples import Example
@@ -25,10 +29,34 @@ def test_every_metric_returns_a_float_in_unit_interval():
 
 def test_needle_exact_is_containment():
     assert m("needle_exact", "The number is 7341952.", ["7341952"]) == 1.0
+    assert m("needle_exact", "7341952", ["7341952"]) == 1.0
+    assert m("needle_exact", "(7341952)", [" 7341952 "]) == 1.0
     assert m("needle_exact", "The number is 734195.", ["7341952"]) == 0.0
     assert m("needle_exact", "it is PARIS", ["paris"]) == 1.0          # case-insensitive
     assert m("needle_exact", "nothing", ["1", "nothing"]) == 1.0       # max over answers
     assert m("needle_exact", "anything", []) == 0.0
+
+
+def test_needle_exact_wants_the_whole_digit_run():
+    # a compressed cache adds or drops digits: neither is the needle
+    assert m("needle_exact", "The number is 94658300.", ["9465830"]) == 0.0
+    assert m("needle_exact", "The number is 19465830.", ["9465830"]) == 0.0
+    assert m("needle_exact", "9465830 or 94658300", ["9465830"]) == 1.0   # one whole run is enough
+    assert m("needle_exact", "No. 9465830th", ["9465830"]) == 1.0         # letters may touch it
+    assert m("needle_exact", "9,465,830", ["9465830"]) == 0.0
+    assert m("needle_exact", "x", [""]) == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(gold=st.from_regex(r"[1-9][0-9]{0,8}", fullmatch=True), left=st.text(max_size=6),
+       right=st.text(max_size=6))
+def test_needle_exact_is_a_whole_digit_run_match(gold, left, right):
+    prediction = left + gold + right
+    touching = (left[-1:] != "" and left[-1:] in "0123456789") or (right[:1] != "" and right[:1] in "0123456789")
+    runs = re.findall(r"[0-9]+", prediction.lower())
+    assert m("needle_exact", prediction, [gold]) == float(gold in runs)
+    if not touching:
+        assert m("needle_exact", prediction, [gold]) == 1.0
 
 
 def test_rouge1():

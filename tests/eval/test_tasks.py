@@ -17,11 +17,11 @@ COMMON = dict(lengths=[700], depths=[0.0, 1.0], num_examples=1, seed=0, data_pat
 
 def test_registry_holds_every_task():
     names = task_names()
-    assert names[0] == "needle"
+    assert names[:2] == ["needle", "needle_prose"]
     assert {f"ruler/{n}" for n in RULER_TASKS} <= set(names)
     assert {f"longbench/{d}" for d in LONGBENCH_DATASETS} <= set(names)
     assert {f"longbench/{d}_e" for d in LONGBENCH_E_DATASETS} <= set(names)
-    assert len(names) == 1 + len(RULER_TASKS) + len(LONGBENCH_DATASETS) + len(LONGBENCH_E_DATASETS)
+    assert len(names) == 2 + len(RULER_TASKS) + len(LONGBENCH_DATASETS) + len(LONGBENCH_E_DATASETS)
     assert all(TASKS[n].name == n and TASKS[n].description for n in names)
 
 

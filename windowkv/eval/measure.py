@@ -157,6 +157,15 @@ def generation_config(model: Any, max_new_tokens: int, pad_token_id: int | None)
     return config
 
 
+def cache_argument(model: Any, cache: Any) -> dict[str, Any]:
+    """``{"cache": cache}`` for transformers releases that name the argument so (5.24+), else
+    ``{"past_key_values": cache}`` (5.2): the old name warns on new releases."""
+    import inspect
+
+    name = "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
+    return {name: cache}
+
+
 def warm_up(model: Any) -> None:
     """One short forward pass, so that the first measured generation does not pay one-time costs.
 
@@ -170,7 +179,8 @@ def warm_up(model: Any) -> None:
 
 def run_prompt(model: Any, tokenizer: Any, handle: Any, text: str, *, chat: bool, max_new_tokens: int,
                stop_strings: Sequence[str] | None = None, seed: int = 0,
-               input_ids: torch.Tensor | None = None, ignore_eos: bool = False) -> Generation:
+               input_ids: torch.Tensor | None = None, ignore_eos: bool = False,
+               context_tokens: int | None = None) -> Generation:
     """Generate greedily from ``text`` (already rendered) with the policy handle ``handle`` active.
 
     Args:
@@ -178,6 +188,9 @@ def run_prompt(model: Any, tokenizer: Any, handle: Any, text: str, *, chat: bool
         chat: the text carries the chat template's special tokens (tokenize without adding more).
         input_ids: the tokenized prompt ``[1, L]`` when the caller already has it.
         ignore_eos: always generate ``max_new_tokens`` tokens (throughput measurements).
+        context_tokens: compress only the first ``context_tokens`` tokens at prefill (one forward pass),
+            then let ``generate`` append the rest of the prompt to the compressed cache (a question asked
+            after compression). None: the whole prompt is the prefill.
     """
     from transformers import LogitsProcessorList
 
@@ -200,6 +213,13 @@ def run_prompt(model: Any, tokenizer: Any, handle: Any, text: str, *, chat: bool
     meter.start()
     start = time.perf_counter()
     with torch.no_grad():
+        if context_tokens is not None and 0 < context_tokens < input_ids.shape[1]:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=model.config)
+            model(input_ids=input_ids[:, :context_tokens], attention_mask=attention_mask[:, :context_tokens],
+                  use_cache=True, **cache_argument(model, cache))
+            kwargs.update(cache_argument(model, cache))
         out = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config,
                              logits_processor=LogitsProcessorList([timer]), **kwargs)
     if device.type == "cuda":

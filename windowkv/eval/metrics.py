@@ -7,7 +7,9 @@ metrics need (``all_classes`` for ``classification_score``); the others ignore i
 
 Sources and deliberate choices:
 
-- ``needle_exact``: the gold string appears in the prediction (case-insensitive).
+- ``needle_exact``: the gold string appears in the prediction (case-insensitive) as a whole token:
+  a gold answer that starts (ends) with a digit must not have a digit just before (after) it, so
+  ``"94658300"`` does not match the needle ``9465830`` (compressed caches often add or drop digits).
 - ``rouge1``: Rouge-1 F1 with the tokenisation of Google's ``rouge_score`` (lower case, runs of
   ``[a-z0-9]``), without stemming. The paper (after PyramidKV) scores Rouge-1 F against the needle
   sentence with ``use_stemmer=True`` and reports it ×10; here it is in ``[0, 1]`` and unstemmed.
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 Metric = Callable[..., float]
 HAS_JIEBA = importlib.util.find_spec("jieba") is not None
 _ZH_PUNCTUATION = "！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～｟｠｢｣､、〃》「」『』【】〔〕〖〗〘〙〚〛〜〝〞〟〰〾〿–—‘’‛“”„‟…‧﹏."
+_DIGITS = frozenset("0123456789")
 _ALL_PUNCTUATION = frozenset(string.punctuation + _ZH_PUNCTUATION)
 
 
@@ -139,7 +142,12 @@ def fuzz_ratio(a: str, b: str) -> int:
 # ---------------------------------------------------------------------------- one gold answer
 
 def needle_exact_one(prediction: str, gold: str) -> float:
-    return float(gold.strip().lower() in prediction.lower())
+    gold = gold.strip().lower()
+    if not gold:
+        return 0.0
+    before = "(?<![0-9])" if gold[0] in _DIGITS else ""
+    after = "(?![0-9])" if gold[-1] in _DIGITS else ""
+    return float(re.search(before + re.escape(gold) + after, prediction.lower()) is not None)
 
 
 def rouge1_one(prediction: str, gold: str) -> float:

@@ -35,6 +35,8 @@ from windowkv.eval.distributed import DistContext
 from windowkv.eval.examples import Example, has_chat_template, render_prompt, uses_chat_template
 from windowkv.eval.measure import Generation, ModelInfo, cache_stats, run_prompt, warm_up
 from windowkv.eval.metrics import score_example
+from windowkv.eval.needle_prose import context_tokens
+from windowkv.eval.shared_prefill import SharedPrefill
 from windowkv.eval.results import (
     RESULTS,
     RowWriter,
@@ -76,7 +78,8 @@ Progress = Callable[[int, str], Any]
 def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: Sequence[Variant],
              out_dir: str | Path, *, model_name: str = "smollm2", seed: int = 0, dist: DistContext | None = None,
              config: Mapping[str, Any] | None = None, progress: bool = True, console: Any = None,
-             timings: Mapping[str, float] | None = None, ignore_eos: bool = False) -> EvalResult:
+             timings: Mapping[str, float] | None = None, ignore_eos: bool = False,
+             shared_prefill: bool = False) -> EvalResult:
     """Run every example under every variant into ``out_dir``; resume from the rows already there.
 
     Args:
@@ -92,6 +95,9 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: 
         console: a ``rich.console.Console`` for messages (default: a new one on stderr).
         timings: extra timings for the summary (e.g. ``{"model_load_seconds": 3.1}``).
         ignore_eos: generate every example's ``max_new_tokens`` tokens (decode-speed measurements).
+        shared_prefill: prefill each example once without a policy and replay it under every policy
+            (:mod:`windowkv.eval.shared_prefill`): same predictions and kept caches, a fraction of the
+            time; rows record the shared prefill's time and no memory or decode speed.
 
     Raises:
         ResultsMismatchError: ``out_dir`` holds rows of another model, or of another configuration of a
@@ -128,21 +134,33 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: 
     writer_path = rank_file(out, dist.rank) if dist.distributed else main_file
     computed = 0
     with RowWriter(writer_path) as writer, _progress(progress and dist.is_main, len(todo), console) as advance:
-        for variant in variants:
-            items = [e for v, e in todo if v is variant]
-            if not items:
-                continue
-            with variant.policy.apply(model, tokenizer) as handle:
-                for example in items:
-                    advance(0, f"{variant.name} {example.id}")
-                    row = run_example(model, tokenizer, handle, example, variant, info, model_name=model_name,
-                                      seed=seed, rank=dist.rank, ignore_eos=ignore_eos)
-                    writer.write(row)
-                    computed += 1
-                    if row.get("skipped"):
-                        skipped.append(f"{example.id}: {row['skipped']}")
-                        console.print(f"[yellow]skipped[/] {example.id} ({variant.name}): {row['skipped']}")
-                    advance(1, f"{variant.name} {example.id}")
+        def run_one(handle: Any, example: Example, variant: Variant, prefill: Any = None) -> None:
+            nonlocal computed
+            advance(0, f"{variant.name} {example.id}")
+            row = run_example(model, tokenizer, handle, example, variant, info, model_name=model_name,
+                              seed=seed, rank=dist.rank, ignore_eos=ignore_eos, prefill=prefill)
+            writer.write(row)
+            computed += 1
+            if row.get("skipped"):
+                skipped.append(f"{example.id}: {row['skipped']}")
+                console.print(f"[yellow]skipped[/] {example.id} ({variant.name}): {row['skipped']}")
+            advance(1, f"{variant.name} {example.id}")
+
+        if shared_prefill:  # one prefill per example, replayed under every policy
+            for example in {e.id: e for _, e in todo}.values():
+                prefill = SharedPrefill(model, tokenizer, example, ignore_eos=ignore_eos)
+                prefill.capture()
+                for variant in [v for v, e in todo if e is example]:
+                    with variant.policy.apply(model, tokenizer) as handle:
+                        run_one(handle, example, variant, prefill)
+        else:
+            for variant in variants:
+                items = [e for v, e in todo if v is variant]
+                if not items:
+                    continue
+                with variant.policy.apply(model, tokenizer) as handle:
+                    for example in items:
+                        run_one(handle, example, variant)
     dist.barrier()
     summary = None
     rows: list[dict[str, Any]]
@@ -157,8 +175,13 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: 
 
 
 def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, variant: Variant, info: ModelInfo,
-                *, model_name: str, seed: int = 0, rank: int = 0, ignore_eos: bool = False) -> dict[str, Any]:
-    """One result row: generate, score and measure ``example`` under ``variant`` (``handle`` active)."""
+                *, model_name: str, seed: int = 0, rank: int = 0, ignore_eos: bool = False,
+                prefill: Any = None) -> dict[str, Any]:
+    """One result row: generate, score and measure ``example`` under ``variant`` (``handle`` active).
+
+    With ``prefill`` (a :class:`~windowkv.eval.shared_prefill.SharedPrefill` of ``example``) the policy
+    replays the shared prefill instead of running its own.
+    """
     chat = uses_chat_template(tokenizer, example)
     text = render_prompt(tokenizer, example, warn=False)
     input_ids = tokenizer(text, return_tensors="pt", add_special_tokens=not chat)["input_ids"]
@@ -177,9 +200,13 @@ def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, varia
         row["skipped"] = (f"prompt of {prompt_tokens} tokens + {example.max_new_tokens} new tokens exceeds the "
                           f"model's context of {limit} positions")
         return row
-    gen = run_prompt(model, tokenizer, handle, text, chat=chat, max_new_tokens=example.max_new_tokens,
-                     stop_strings=example.meta.get("stop_strings"), seed=seed, input_ids=input_ids,
-                     ignore_eos=ignore_eos)
+    if prefill is not None and prefill.usable(example):
+        gen = prefill.generate(handle)
+        row["shared_prefill"] = True
+    else:
+        gen = run_prompt(model, tokenizer, handle, text, chat=chat, max_new_tokens=example.max_new_tokens,
+                         stop_strings=example.meta.get("stop_strings"), seed=seed, input_ids=input_ids,
+                         ignore_eos=ignore_eos, context_tokens=context_tokens(tokenizer, text, example))
     scores = score_example(example, gen.prediction)
     row.update({
         "prediction": gen.prediction, "answers": list(example.answers), "score": scores[example.metric],

@@ -15,7 +15,8 @@ Common arguments:
     seed: everything synthetic derives from it; the same seed gives the same examples.
     data_path: where the LongBench JSONL files are (a file or a directory).
     max_length: truncate LongBench prompts above this many tokens (LongBench's middle truncation).
-    options: task-specific keywords (e.g. ``answer_prefix=False`` for ``needle``, ``num_hops=2``
+    options: task-specific keywords (e.g. ``answer_prefix=False`` for ``needle``, ``question="after"``
+        for ``needle_prose``, ``num_hops=2``
         for ``ruler/vt``, ``max_new_tokens=...``).
 """
 
@@ -30,6 +31,7 @@ from windowkv.errors import UnknownComponentError
 from windowkv.eval.examples import Example
 from windowkv.eval.longbench import LONGBENCH_DATASETS, LONGBENCH_E_DATASETS, longbench_examples
 from windowkv.eval.needle import DEFAULT_DEPTHS, DEFAULT_LENGTHS, needle_examples
+from windowkv.eval.needle_prose import needle_prose_examples
 from windowkv.eval.ruler import RULER_TASKS, ruler_examples
 
 DEFAULT_RULER_LENGTHS = (1024, 2048)
@@ -73,6 +75,12 @@ def _needle(common: dict[str, Any], **options: Any) -> list[Example]:
                            samples=common["num_examples"], seed=common["seed"], **options)
 
 
+def _needle_prose(common: dict[str, Any], **options: Any) -> list[Example]:
+    grid = {k: v for k, v in (("lengths", common["lengths"]), ("depths", common["depths"])) if v is not None}
+    return needle_prose_examples(common["tokenizer"], **grid, samples=common["num_examples"], seed=common["seed"],
+                                 **options)
+
+
 def _ruler(name: str) -> Callable[..., list[Example]]:
     def make(common: dict[str, Any], **options: Any) -> list[Example]:
         return ruler_examples(name, common["tokenizer"], common["lengths"] or DEFAULT_RULER_LENGTHS,
@@ -88,7 +96,9 @@ def _longbench(dataset: str) -> Callable[..., list[Example]]:
 
 
 def _registry() -> dict[str, Task]:
-    tasks = {"needle": Task("needle", "needle in a haystack over lengths x depths (exact match, Rouge-1)", _needle)}
+    tasks = {"needle": Task("needle", "needle in a haystack over lengths x depths (exact match, Rouge-1)", _needle),
+             "needle_prose": Task("needle_prose", "needle in real prose with its own numbers (State of the Union "
+                                  "addresses); question inside the prompt, no answer prefix", _needle_prose)}
     for name, build in RULER_TASKS.items():
         doc = (build.__doc__ or name).strip().splitlines()[0]
         tasks[f"ruler/{name}"] = Task(f"ruler/{name}", doc, _ruler(name))

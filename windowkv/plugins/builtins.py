@@ -26,6 +26,7 @@ from windowkv.selectors import (
     SinksRecentSelector,
     TokenTopKSelector,
     WindowAverageSelector,
+    WindowMarginSelector,
     WindowMaxSelector,
 )
 from windowkv.quantizers import UniformQuantizer
@@ -45,7 +46,8 @@ def windowkv_register_classifiers():
 
 @hookimpl
 def windowkv_register_selectors():
-    return [WindowAverageSelector, WindowMaxSelector, TokenTopKSelector, SinksRecentSelector, HeadwiseTopKSelector]
+    return [WindowAverageSelector, WindowMaxSelector, TokenTopKSelector, SinksRecentSelector, HeadwiseTopKSelector,
+            WindowMarginSelector]
 
 
 @hookimpl
@@ -77,5 +79,6 @@ def windowkv_register_channel_pruners():
 def windowkv_register_policies():
     from windowkv.policies.baselines import BASELINE_PRESETS
     from windowkv.policies.presets import BUILTIN_PRESETS
+    from windowkv.policies.windowkv_family import WINDOWKV_FAMILY_PRESETS
 
-    return [*BUILTIN_PRESETS, *BASELINE_PRESETS]
+    return [*BUILTIN_PRESETS, *BASELINE_PRESETS, *WINDOWKV_FAMILY_PRESETS]

@@ -6,6 +6,7 @@ from windowkv.selectors.sinks_recent import SinksRecentSelector
 from windowkv.selectors.token_topk import TokenTopKSelector
 from windowkv.selectors.window import WindowSelector
 from windowkv.selectors.window_average import WindowAverageSelector
+from windowkv.selectors.window_margin import WindowMarginSelector
 from windowkv.selectors.window_max import WindowMaxSelector
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "WindowSelector",
     "WindowAverageSelector",
     "WindowMaxSelector",
+    "WindowMarginSelector",
     "TokenTopKSelector",
     "SinksRecentSelector",
     "HeadwiseTopKSelector",
