@@ -55,11 +55,19 @@ def resolve_model_args(policy: str = "windowkv", budget: Any = None) -> Any:
     try:
         (variant,) = make_variants([str(policy)], None if budget in (None, "") else [budget])
     except ConfigError as exc:
-        raise ConfigError([(f"model_args.{loc}" if loc else "model_args", msg) for loc, msg in exc.errors],
-                          exc.source) from None
+        raise ConfigError([(_model_args_path(loc), msg) for loc, msg in exc.errors], exc.source) from None
     except UnknownComponentError as exc:
         raise ConfigError([("model_args.policy", str(exc))]) from None
     return variant.policy
+
+
+def _model_args_path(loc: str) -> str:
+    """The model argument a policy error belongs to: ``budget``, else ``policy`` (a file's fields below it)."""
+    if loc == "budget":
+        return "model_args.budget"
+    if loc in ("", "preset", "policy"):
+        return "model_args.policy"
+    return f"model_args.policy.{loc}"
 
 
 @register_model(MODEL_NAME)

@@ -79,3 +79,17 @@ def windowkv_register_policies():
     from windowkv.policies.presets import BUILTIN_PRESETS
 
     return [*BUILTIN_PRESETS, *BASELINE_PRESETS]
+
+
+@hookimpl
+def windowkv_register_tasks():
+    from windowkv.eval.tasks import LONGBENCH_TASK_CLASSES, RULER_TASK_CLASSES, NeedleTask
+
+    return [NeedleTask, *RULER_TASK_CLASSES, *LONGBENCH_TASK_CLASSES]
+
+
+@hookimpl
+def windowkv_register_metrics():
+    from windowkv.eval.metrics.builtin import BUILTIN_METRICS
+
+    return list(BUILTIN_METRICS)
