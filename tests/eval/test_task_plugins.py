@@ -43,7 +43,7 @@ def _synthetic() -> list[str]:
 
 @pytest.mark.parametrize("name", _synthetic())
 def test_every_synthetic_task_keeps_the_task_contract(name, tokenizer):
-    check_task_contract(get_task(name), tokenizer=tokenizer, lengths=[400], depths=[0.5], num_examples=2)
+    check_task_contract(get_task(name), tokenizer=tokenizer, lengths=[700], depths=[0.5], num_examples=2)
 
 
 @pytest.mark.parametrize("name", ["longbench/hotpotqa", "longbench/trec", "longbench/samsum"])
@@ -59,7 +59,7 @@ def test_every_metric_keeps_the_metric_contract(name):
 def test_every_example_metric_is_registered(tokenizer):
     metrics = default_registries()["metric"]
     for name in _synthetic():
-        for example in get_task(name)(tokenizer=tokenizer, lengths=[400], depths=[0.5]):
+        for example in get_task(name)(tokenizer=tokenizer, lengths=[700], depths=[0.5]):
             assert all(m in metrics for m in example.metrics)
 
 
@@ -130,3 +130,14 @@ def test_the_cli_runs_the_other_tasks_and_shows_the_traceback(add_distribution, 
     assert "task exploding failed" in result.output and "ZeroDivisionError" in result.output
     assert "Traceback" in result.output
     assert {r["task"] for r in read_rows(out / "results.jsonl")} == {"needle"}
+
+
+def test_the_example_task_plugins_own_tests_pass(example_task_plugin):
+    """plugins/windowkv-example-task/tests, run here with the distribution installed by the fixture."""
+    import runpy
+
+    from tests.conftest import EXAMPLE_TASK_PLUGIN_SOURCE
+
+    tests = runpy.run_path(str(EXAMPLE_TASK_PLUGIN_SOURCE / "tests" / "test_kv_retrieval.py"))
+    ran = [name for name, fn in tests.items() if name.startswith("test_") and callable(fn) and fn() is None]
+    assert len(ran) == 3

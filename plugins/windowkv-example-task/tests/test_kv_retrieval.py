@@ -5,8 +5,11 @@ from windowkv_example_task import KVRetrievalTask, ValueExactMetric, plugin
 
 
 def test_kv_retrieval_keeps_the_task_contract():
-    check_task_contract(KVRetrievalTask(), tokenizer=small_tokenizer(), lengths=[200, 300])
-    check_task_contract(KVRetrievalTask(depth=0.0, key_length=6), tokenizer=small_tokenizer(), lengths=[200])
+    registries = fresh_registries(plugin)  # windowkv's built-ins and this plugin: its metric is registered
+    tokenizer = small_tokenizer()
+    check_task_contract(KVRetrievalTask(), tokenizer=tokenizer, lengths=[200, 300], registries=registries)
+    check_task_contract(KVRetrievalTask(depth=0.0, key_length=6), tokenizer=tokenizer, lengths=[200],
+                        registries=registries)
 
 
 def test_value_exact_keeps_the_metric_contract():

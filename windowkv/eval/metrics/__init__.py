@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from windowkv.eval.metrics.base import Metric, function_metric
 from windowkv.eval.metrics.functions import *  # noqa: F403  (the built-in functions stay importable here)
 from windowkv.eval.metrics.functions import HAS_JIEBA, METRICS, POSTPROCESS, fuzz_ratio, postprocess
+from windowkv.eval.metrics.base import Metric, function_metric  # after the star import: the class wins
 
 if TYPE_CHECKING:
     from windowkv.eval.examples import Example

@@ -34,7 +34,7 @@ import string
 from collections import Counter
 from typing import Any, Callable, Iterable, Sequence
 
-Metric = Callable[..., float]
+MetricFunction = Callable[..., float]
 HAS_JIEBA = importlib.util.find_spec("jieba") is not None
 _ZH_PUNCTUATION = "！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～｟｠｢｣､、〃》「」『』【】〔〕〖〗〘〙〚〛〜〝〞〟〰〾〿–—‘’‛“”„‟…‧﹏."
 _ALL_PUNCTUATION = frozenset(string.punctuation + _ZH_PUNCTUATION)
@@ -206,7 +206,7 @@ def code_sim_one(prediction: str, gold: str) -> float:
 
 # ---------------------------------------------------------------------------- against all answers
 
-def best_of(one: Callable[..., float], *, needs: tuple[str, ...] = ()) -> Metric:
+def best_of(one: Callable[..., float], *, needs: tuple[str, ...] = ()) -> MetricFunction:
     """Lift a one-answer score to a list of answers: the max (0 for no answers)."""
 
     def metric(prediction: str, answers: Sequence[str], **context: Any) -> float:
@@ -232,7 +232,7 @@ def string_match_part(prediction: str, answers: Sequence[str], **_: Any) -> floa
     return float(any(a.lower() in low for a in answers))
 
 
-METRICS: dict[str, Metric] = {
+METRICS: dict[str, MetricFunction] = {
     "needle_exact": best_of(needle_exact_one),
     "rouge1": best_of(rouge1_one),
     "string_match_all": string_match_all,
