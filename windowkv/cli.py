@@ -73,7 +73,9 @@ AttnOpt = Annotated[str, typer.Option("--attn", help="Attention implementation: 
 DeviceMapOpt = Annotated[Optional[str], typer.Option(
     "--device-map", help="Passed to from_pretrained (e.g. auto: shard a large model over the devices).")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=0, help="At most this many examples per task.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the synthetic data and of torch.")]
+SeedOpt = Annotated[list[int], typer.Option("--seed", help="Seed of the synthetic data (repeat for several: each "
+                                            "gives its own examples); the first also seeds torch.")]
+GenSeedOpt = Annotated[int, typer.Option("--seed", help="Seed of torch (and of the needle prompt).")]
 OutOpt = Annotated[Optional[Path], typer.Option(
     "--out", "-o", help="Run directory; rerunning into it resumes. Default: runs/<command>-<task>.")]
 LengthsOpt = Annotated[Optional[list[str]], typer.Option(
@@ -112,14 +114,13 @@ def _format_warning(message: Warning | str, category: type[Warning], *args: Any,
 
 
 @contextlib.contextmanager
-def _user_errors(usage_code: int = USAGE_ERROR, *, broad: bool = True) -> Iterator[None]:
+def _user_errors(usage_code: int = USAGE_ERROR) -> Iterator[None]:
     """Turn windowkv's deliberate errors into one message and an exit code, without a traceback.
 
-    With ``broad``, any ``ValueError`` / ``KeyError`` is a usage error too (argument checking and data
-    set-up raise them for bad input); during the evaluation itself they are bugs and keep their traceback.
+    Only windowkv's own errors (:class:`windowkv.errors.WindowKVError`) are the user's to fix; any other
+    exception (a bug in windowkv, a plugin or a task) keeps its traceback.
     """
-    from windowkv.eval.longbench import LongBenchDataError
-    from windowkv.eval.runner import ResultsMismatchError
+    from windowkv.errors import WindowKVError
     from windowkv.models import ModelLoadError
 
     try:
@@ -127,16 +128,8 @@ def _user_errors(usage_code: int = USAGE_ERROR, *, broad: bool = True) -> Iterat
     except (ModelLoadError, UnsupportedModelError) as exc:
         err.print("[bold red]error:[/] " + _escape(str(exc)), highlight=False)
         raise typer.Exit(RUNTIME_ERROR) from None
-    except ConfigError as exc:
+    except WindowKVError as exc:
         err.print("[bold red]error:[/] " + _escape(str(exc)))
-        raise typer.Exit(usage_code) from None
-    except (UnknownComponentError, LongBenchDataError, ResultsMismatchError) as exc:
-        err.print("[bold red]error:[/] " + _escape(str(exc)))
-        raise typer.Exit(usage_code) from None
-    except (ValueError, KeyError) as exc:
-        if not broad:
-            raise
-        err.print("[bold red]error:[/] " + _escape(str(exc).strip('"')))
         raise typer.Exit(usage_code) from None
 
 
@@ -177,7 +170,8 @@ def _split(values: list[str] | None, kind: type) -> list[Any] | None:
     try:
         return [kind(v) for v in items]
     except ValueError:
-        raise ValueError(f"expected comma-separated {kind.__name__} values, got {', '.join(values)}") from None
+        raise typer.BadParameter(f"expected comma-separated {kind.__name__} values, got {', '.join(values)}") \
+            from None
 
 
 def _quiet_transformers() -> None:
@@ -262,155 +256,47 @@ def validate(
 
 @app.command()
 def tasks() -> None:
-    """List the evaluation tasks (needle, ruler/*, longbench/*)."""
+    """List the evaluation tasks (needle, ruler/*, longbench/* and every plugin's) with their distribution."""
     from rich.table import Table
 
-    from windowkv.eval.tasks import TASKS
+    from windowkv.plugins import default_registries
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # `windowkv plugins` lists failed plugins
+        registry = default_registries()["task"]
     table = Table(title="windowkv evaluation tasks", header_style="bold")
-    table.add_column("task")
-    table.add_column("description")
-    for name, task in TASKS.items():
-        table.add_row(name, task.description)
+    for column in ("task", "description", "distribution"):
+        table.add_column(column)
+    for name in registry.registration_order():
+        entry = registry.entry(name)
+        table.add_row(name, entry.obj.description, entry.provider)
     out.print(table)
 
 
 # ---------------------------------------------------------------------------- eval and compare
 
-def resolve_tasks(task: str, subtasks: list[str] | None, data: Path | None) -> list[str]:
-    """Task names from ``TASK`` (needle, ruler, longbench or a full name / glob) and ``--task`` options.
-
-    Raises:
-        UnknownComponentError: an unknown task or dataset, listing the known ones.
-    """
-    from windowkv.eval.tasks import TASKS, expand_tasks, get_task
-
-    if task == "needle":
-        if subtasks:
-            raise ValueError("needle has no sub-tasks; drop --task")
-        return ["needle"]
-    if task in ("ruler", "longbench"):
-        if subtasks:
-            names = [s if "/" in s else f"{task}/{s}" for s in subtasks]
-            for name in names:
-                if name not in TASKS:
-                    family = [n.split("/", 1)[1] for n in TASKS if n.startswith(task + "/")]
-                    import difflib
-
-                    close = difflib.get_close_matches(name.split("/", 1)[-1], family, n=1)
-                    raise UnknownComponentError(f"{task} task", name.split("/", 1)[-1], family,
-                                                close[0] if close else None)
-            return names
-        if task == "ruler":
-            return expand_tasks("ruler")
-        return _longbench_in(data)
-    names = expand_tasks(task)
-    for name in names:
-        get_task(name)
-    return names
-
-
-def _longbench_in(data: Path | None) -> list[str]:
-    from windowkv.eval.longbench import LONGBENCH_DATASETS, LONGBENCH_E_DATASETS
-
-    known = list(LONGBENCH_DATASETS) + [f"{d}_e" for d in LONGBENCH_E_DATASETS]
-    hint = f"pass --task NAME (known: {', '.join(LONGBENCH_DATASETS)}; '<name>_e' for LongBench-E)"
-    if data is None:
-        raise ValueError(f"longbench: {hint} and --data PATH (LongBench's JSONL files)")
-    if data.is_file():
-        if data.stem not in known:
-            raise ValueError(f"cannot tell the LongBench dataset of {data.name}: {hint}")
-        return [f"longbench/{data.stem}"]
-    found = [f"longbench/{name}" for name in known
-             if (data / f"{name}.jsonl").is_file() or (data / "data" / f"{name}.jsonl").is_file()]
-    if not found:
-        raise ValueError(f"no LongBench <dataset>.jsonl files in {data}: {hint}")
-    return found
-
-
-def build_task_examples(names: list[str], tokenizer: Any, *, lengths: list[int] | None, depths: list[float] | None,
-                        num_examples: int, limit: int | None, seed: int, data: Path | None,
-                        max_length: int | None, max_new_tokens: int | None,
-                        options: dict[str, Any] | None = None) -> list[Any]:
-    """The examples of every task in ``names`` (``limit`` per task; ``options``: task keywords)."""
-    from windowkv.eval.runner import limit_new_tokens
-    from windowkv.eval.tasks import get_task
-
-    examples = []
-    for name in names:
-        try:
-            examples += get_task(name)(tokenizer=tokenizer, lengths=lengths, depths=depths, num_examples=num_examples,
-                                       limit=limit, seed=seed, data_path=data, max_length=max_length,
-                                       **(options or {}))
-        except TypeError as exc:  # an option the task does not take
-            if options and "unexpected keyword argument" in str(exc):
-                raise ValueError(f"{exc} (from --task-option)") from None
-            raise
-    if not examples:
-        raise ValueError(f"no examples for {', '.join(names)} (check --limit and --data)")
-    return limit_new_tokens(examples, max_new_tokens)
-
-
-def _default_policies() -> list[str]:
-    """``full``, ``windowkv`` and every preset tagged ``baseline`` (ablations and examples only on request)."""
-    from windowkv.plugins import default_registries
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        entries = default_registries()["policy"].entries()
-    names = [e.name for e in entries if e.name in ("full", "windowkv") or "baseline" in e.obj.tags]
-    return sorted(names, key=lambda n: (n != "full", n != "windowkv", n))
-
-
-def _run(command: str, task: str, policies: list[str], budgets: list[str] | None, *, model: str | None,
-         device: str, dtype: str, attn: str, device_map: str | None, limit: int | None, seed: int,
-         out_dir: Path | None, lengths: list[str] | None, depths: list[str] | None, num_examples: int,
-         subtasks: list[str] | None, data: Path | None, max_length: int | None, max_new_tokens: int | None,
-         threads: int | None, progress: bool, plots: bool, ignore_eos: bool = False,
-         task_options: list[str] | None = None, shared_prefill: bool = False) -> None:
+def _run(spec_fields: dict[str, Any], lengths: list[str] | None, depths: list[str] | None,
+         task_options: list[str] | None = None) -> None:
+    """Build the :class:`~windowkv.eval.spec.EvalSpec` of a command's options and run it."""
     from windowkv.eval.distributed import DistContext
-    from windowkv.eval.measure import ModelInfo
-    from windowkv.eval.runner import evaluate
-    from windowkv.eval.variants import make_variants
+    from windowkv.eval.spec import EvalSpec, run_spec
 
     with _user_errors():
-        variants = make_variants(policies, budgets)
-        names = resolve_tasks(task, subtasks, data)
-        length_values = _split(lengths, int)
-        depth_values = _split(depths, float)
-        options = parse_task_options(task_options)
-        if depth_values and any(not 0 <= d <= 1 for d in depth_values):
-            raise ValueError(f"depths must lie in [0, 1] (got {depth_values})")
-    out_dir = out_dir or Path("runs") / f"{command}-{task.replace('/', '_').replace('*', 'all')}"
+        spec = EvalSpec.of(**spec_fields, lengths=_split(lengths, int), depths=_split(depths, float),
+                           task_options=parse_task_options(task_options))
+        spec.variants()
+        names = spec.task_names()  # unknown names and bad budgets fail before the model loads
     dist = DistContext.from_env()
     try:
         with _user_errors():
-            m, tok, load_seconds = _load(model, dist.device(device), dtype, attn, device_map, threads)
-            if max_length is None and any(n.startswith("longbench/") for n in names):
-                ctx = ModelInfo.of(m).max_positions
-                max_length = max(ctx - 512, 256) if ctx else None
-            examples = build_task_examples(names, tok, lengths=length_values, depths=depth_values,
-                                           num_examples=num_examples, limit=limit, seed=seed, data=data,
-                                           max_length=max_length, max_new_tokens=max_new_tokens,
-                                           options=options)
-            if dist.is_main:
-                err.print(f"{len(examples)} examples x {len(variants)} policy/budget pairs "
-                          f"({', '.join(v.name for v in variants)}) -> {out_dir}"
-                          + (f" on {dist.world_size} processes" if dist.distributed else ""))
-        with _user_errors(broad=False):
-            config = {"command": command, "task": task, "tasks": names, "policies": policies, "budgets": budgets,
-                      "model": model or "smollm2", "device": device, "dtype": dtype, "attn_implementation": attn,
-                      "device_map": device_map, "limit": limit, "seed": seed, "lengths": length_values,
-                      "depths": depth_values, "num_examples": num_examples, "data": str(data) if data else None,
-                      "max_length": max_length, "max_new_tokens": max_new_tokens, "threads": threads,
-                      "ignore_eos": ignore_eos, **({"task_options": options} if options else {}),
-                      **({"shared_prefill": True} if shared_prefill else {})}
-            result = evaluate(m, tok, examples, variants, out_dir, model_name=model or "smollm2", seed=seed,
-                              dist=dist, config=config, progress=progress, console=err,
-                              timings={"model_load_seconds": round(load_seconds, 3)}, ignore_eos=ignore_eos,
-                              shared_prefill=shared_prefill)
+            loaded = _load(spec.model, dist.device(spec.device), spec.dtype, spec.attn, spec.device_map, spec.threads)
+            run = run_spec(spec, console=err, dist=dist, loaded=loaded[:2], load_seconds=loaded[2])
+        for failure in run.failures:
+            err.print(f"[bold red]task {_escape(failure.task)} failed[/] ({_escape(failure.provider)}); "
+                      "the other tasks ran:")
+            err.print(_escape(failure.traceback), highlight=False)
         if dist.is_main:
-            _print_results(result.rows, names, out_dir, plots)
+            _print_results(run.result.rows, names, spec.out_dir(), spec.plots)
     finally:
         dist.close()
 
@@ -446,7 +332,7 @@ def eval_cmd(
     attn: AttnOpt = "sdpa",
     device_map: DeviceMapOpt = None,
     limit: LimitOpt = None,
-    seed: SeedOpt = 0,
+    seed: SeedOpt = [0],  # noqa: B006 (typer reads the default)
     out_dir: OutOpt = None,
     lengths: LengthsOpt = None,
     depths: DepthsOpt = None,
@@ -463,11 +349,12 @@ def eval_cmd(
     shared_prefill: SharedPrefillOpt = False,
 ) -> None:
     """Evaluate one policy at one budget on a task; rows, summary and plots go to --out (resumable)."""
-    _run("eval", task, [policy], [budget] if budget else None, model=model, device=device, dtype=dtype, attn=attn,
-         device_map=device_map, limit=limit, seed=seed, out_dir=out_dir, lengths=lengths, depths=depths,
-         num_examples=num_examples, subtasks=subtasks, data=data, max_length=max_length,
-         max_new_tokens=max_new_tokens, threads=threads, progress=progress, plots=plots,
-         ignore_eos=ignore_eos, task_options=task_option, shared_prefill=shared_prefill)
+    _run(dict(command="eval", task=task, policies=[policy], budgets=[budget] if budget else None, model=model,
+              device=device, dtype=dtype, attn=attn, device_map=device_map, limit=limit, seeds=seed, out=out_dir,
+              num_examples=num_examples, subtasks=subtasks or [], data=data, max_length=max_length,
+              max_new_tokens=max_new_tokens, ignore_eos=ignore_eos, threads=threads, progress=progress,
+              plots=plots, shared_prefill=shared_prefill),
+         lengths, depths, task_option)
 
 
 @app.command()
@@ -481,7 +368,7 @@ def compare(
     attn: AttnOpt = "sdpa",
     device_map: DeviceMapOpt = None,
     limit: LimitOpt = None,
-    seed: SeedOpt = 0,
+    seed: SeedOpt = [0],  # noqa: B006 (typer reads the default)
     out_dir: OutOpt = None,
     lengths: LengthsOpt = None,
     depths: DepthsOpt = None,
@@ -498,11 +385,12 @@ def compare(
     shared_prefill: SharedPrefillOpt = False,
 ) -> None:
     """Compare several policies x budgets in one run: one table, side-by-side heatmaps, score vs budget."""
-    _run("compare", task, policy or _default_policies(), budget or ["0.12", "0.25"], model=model, device=device,
-         dtype=dtype, attn=attn, device_map=device_map, limit=limit, seed=seed, out_dir=out_dir, lengths=lengths,
-         depths=depths, num_examples=num_examples, subtasks=subtasks, data=data, max_length=max_length,
-         max_new_tokens=max_new_tokens, threads=threads, progress=progress, plots=plots,
-         ignore_eos=ignore_eos, task_options=task_option, shared_prefill=shared_prefill)
+    _run(dict(command="compare", task=task, policies=policy or None, budgets=budget or None, model=model,
+              device=device, dtype=dtype, attn=attn, device_map=device_map, limit=limit, seeds=seed, out=out_dir,
+              num_examples=num_examples, subtasks=subtasks or [], data=data, max_length=max_length,
+              max_new_tokens=max_new_tokens, ignore_eos=ignore_eos, threads=threads, progress=progress,
+              plots=plots, shared_prefill=shared_prefill),
+         lengths, depths, task_option)
 
 
 @app.command()
@@ -547,7 +435,7 @@ def generate(
     dtype: DtypeOpt = "float32",
     attn: AttnOpt = "sdpa",
     device_map: DeviceMapOpt = None,
-    seed: SeedOpt = 0,
+    seed: GenSeedOpt = 0,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 64,
     chat: Annotated[bool, typer.Option("--chat/--no-chat", help="Wrap the prompt in the chat template.")] = True,
     task_label: Annotated[Optional[str], typer.Option(
@@ -564,13 +452,16 @@ def generate(
     with _user_errors():
         given = sum(x is not None for x in (prompt, file, needle_length))
         if given != 1:
-            raise ValueError("give exactly one of PROMPT, --file or --needle-length")
+            raise ConfigError([("prompt", "give exactly one of PROMPT, --file or --needle-length")])
         if file is not None:
             try:
                 prompt = file.read_text(encoding="utf-8")
             except OSError as exc:
-                raise ValueError(f"cannot read {file}: {exc.strerror or exc}") from None
+                raise ConfigError([("file", f"cannot read {file}: {exc.strerror or exc}")]) from None
         (variant,) = make_variants([policy], [budget] if budget else None)
+        if task_label is not None and task_label not in variant.policy.profiles:
+            raise ConfigError([("task_label", f"unknown task profile {task_label!r}; the policy's profiles: "
+                                              f"{', '.join(sorted(variant.policy.profiles))}")])
         m, tok, _ = _load(model, device, dtype, attn, device_map, threads)
         if needle_length is not None:
             from windowkv.eval.needle import needle_example

@@ -9,6 +9,7 @@ name them. :class:`Registries` bundles one registry per kind; it is built by
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Generic, Iterator, TypeVar
 
@@ -19,7 +20,10 @@ T = TypeVar("T")
 
 #: The component kinds, in the order the CLI lists them; each has one ``windowkv_register_*`` hook.
 KINDS = ("scorer", "classifier", "selector", "sharing", "allocator", "merger", "quantizer", "channel_pruner",
-         "method", "policy")
+         "method", "policy", "task", "metric")
+#: kinds whose names may carry one family prefix: ``ruler/vt``, ``longbench/repobench-p``
+FAMILY_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(/[a-z0-9][a-z0-9_-]*)?$")
+NAME_PATTERNS = {"task": FAMILY_NAME_PATTERN}
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,11 @@ class Registry(Generic[T]):
     def add(self, name: str, obj: T, plugin: str, distribution: str | None = None,
             version: str | None = None) -> None:
         """Register ``obj`` under ``name``; a second registration of the name is a conflict."""
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        pattern = NAME_PATTERNS.get(self.kind, NAME_PATTERN)
+        if not isinstance(name, str) or not pattern.match(name):
             raise ValueError(
                 f"invalid {self.kind} name {name!r} from plugin {plugin!r}: names must match "
-                f"{NAME_PATTERN.pattern}"
+                f"{pattern.pattern}"
             )
         if name in self._entries:
             first = self._entries[name]
@@ -80,6 +85,10 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._entries)
+
+    def registration_order(self) -> list[str]:
+        """The names in the order they were registered (built-ins first)."""
+        return list(self._entries)
 
     def entries(self) -> list[Entry[T]]:
         return [self._entries[n] for n in self.names()]

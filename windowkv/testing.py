@@ -43,6 +43,8 @@ from windowkv.selectors import Selector, WindowSelector
 from windowkv.sharing import IndexSharing
 
 if TYPE_CHECKING:
+    from windowkv.eval.metrics import Metric
+    from windowkv.eval.tasks import Task
     from windowkv.channel_pruners import ChannelPruner
     from windowkv.mergers import MergedSlots, Merger, MergeInputs
     from windowkv.quantizers import Quantizer
@@ -64,7 +66,10 @@ __all__ = [
     "check_scorer_contract",
     "check_selector_contract",
     "check_sharing_contract",
+    "check_metric_contract",
+    "check_task_contract",
     "fresh_registries",
+    "small_tokenizer",
     "kept_positions",
     "layer_order",
     "make_component",
@@ -785,3 +790,98 @@ def check_classifier_contract(classifier: TaskClassifier | type[TaskClassifier])
     if not classifier.needs_text:
         if [p.label for p in classifier([None, None])] != [p.label for p in classifier(["a", "b"])]:
             _fail(f"{classifier!r} reads no text (needs_text=False) but labels None prompts differently")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Evaluation tasks and metrics
+# ---------------------------------------------------------------------------------------------------
+
+#: ChatML, as SmolLM2 and Qwen use it
+SMALL_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def small_tokenizer(chat_template: str | None = SMALL_CHAT_TEMPLATE, vocab_size: int = 600) -> Any:
+    """A real Hugging Face fast tokenizer (byte-level BPE) trained in memory on windowkv's haystack text,
+    word lists and digits in about a second: lengths counted with it behave like a model's."""
+    import json
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from windowkv.eval.haystack import haystack_sentences, load_data
+
+    corpus = haystack_sentences(400, seed=123) + [json.dumps(load_data("words.json"))] + ["0123456789 " * 20]
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", bos_token="<|im_start|>",
+                                   pad_token="<|endoftext|>")
+    if chat_template is not None:
+        fast.chat_template = chat_template
+    return fast
+
+
+def check_task_contract(task: Task, *, tokenizer: Any = None, lengths: Sequence[int] | None = None,
+                        registries: Registries | None = None, **settings: Any) -> list[Any]:
+    """Check an evaluation task against windowkv's rules; return its examples.
+
+    Rules: :meth:`~windowkv.eval.tasks.Task.build` gives a non-empty list of :class:`windowkv.eval.Example`
+    with unique ids, each naming this task and registered metrics; the same seed gives the same examples,
+    another seed other ids or prompts (synthetic tasks); ``limit`` cuts the list; a task that counts tokens
+    keeps ``prompt`` within its ``length``; the task's options round-trip through ``to_config``.
+    """
+    from windowkv.eval.examples import Example
+    from windowkv.eval.haystack import count_tokens
+
+    if registries is None:
+        from windowkv.plugins import default_registries
+
+        registries = default_registries()
+    check_component_config(task)
+    run = dict(tokenizer=tokenizer, lengths=lengths, **settings)
+    examples = task.build(**run)
+    if not examples:
+        _fail(f"task {task.name!r} built no examples")
+    for e in examples:
+        if not isinstance(e, Example):
+            _fail(f"task {task.name!r} returned {type(e).__name__}, not windowkv.eval.Example")
+        if e.task != task.name:
+            _fail(f"example {e.id!r} names task {e.task!r}, not {task.name!r}")
+        for metric in e.metrics:
+            if metric not in registries["metric"]:
+                _fail(f"example {e.id!r} is scored by {metric!r}, which is not a registered metric "
+                      f"(registered: {', '.join(registries['metric'].names())})")
+        if task.needs_tokenizer and tokenizer is not None and e.length is not None:
+            tokens = count_tokens(tokenizer, e.prompt)
+            if tokens > e.length:
+                _fail(f"example {e.id!r} has {tokens} prompt tokens, more than its length {e.length}")
+    again = task.build(**run)
+    if [e.to_dict() for e in again] != [e.to_dict() for e in examples]:
+        _fail(f"task {task.name!r} is not deterministic: the same settings gave other examples")
+    if len(examples) > 1 and len(task.build(**run, limit=1)) != 1:
+        _fail(f"task {task.name!r}: limit=1 did not give one example")
+    return examples
+
+
+def check_metric_contract(metric: Metric) -> None:
+    """Check a metric: scores in ``[0, 1]`` for empty, matching and unrelated predictions and answer lists,
+    the same score twice for the same input, and options that round-trip through ``to_config``."""
+    check_component_config(metric)
+    classes = ("alpha", "beta")
+    cases = [("", []), ("", ["alpha"]), ("alpha", ["alpha"]), ("alpha beta", ["beta", "gamma"]),
+             ("unrelated text", ["alpha"]), ("Paragraph 3", ["Paragraph 3"]), ("12", ["12"])]
+    for prediction, answers in cases:
+        try:
+            first = metric(prediction, answers, all_classes=classes)
+        except ValueError:
+            continue  # a metric may refuse answers it cannot read (e.g. retrieval without 'Paragraph N')
+        if not isinstance(first, float) or not 0.0 <= first <= 1.0:
+            _fail(f"metric {metric.name!r} scored {prediction!r} vs {answers!r} as {first!r}, not a float in [0, 1]")
+        if metric(prediction, answers, all_classes=classes) != first:
+            _fail(f"metric {metric.name!r} is not deterministic on {prediction!r}")

@@ -60,13 +60,13 @@ def test_examples_carry_prompt_answers_metric_and_generation_length():
 
 def test_few_shot_and_code_datasets_are_raw_text_and_first_line(tokenizer):
     trec = longbench_examples("trec", path=DATA)[0]
-    assert not trec.use_chat_template and trec.meta["postprocess"] == "first_line"
+    assert not trec.use_chat_template and trec.postprocess == "first_line"
     assert render_prompt(tokenizer, trec) == trec.prompt
-    assert trec.meta["all_classes"] == ["Individual", "Distance", "City", "Country", "Food"]
+    assert trec.all_classes == ("Individual", "Distance", "City", "Country", "Food")
     # first line "City" -> matches [City] -> 1.0; the second line is ignored
     assert score_example(trec, "City\nCountry") == {"classification_score": 1.0}
     samsum = longbench_examples("samsum", path=DATA)[0]
-    assert samsum.meta["stop_strings"] == ["\n"] and samsum.max_new_tokens == 128
+    assert samsum.stop_strings == ("\n",) and samsum.max_new_tokens == 128
     lcc = longbench_examples("lcc", path=DATA)[0]
     assert lcc.prompt == ("Please complete the code given below. \ndef add(a, b):\n    total = a + b\n"
                           "Next line of code:\n")

@@ -74,7 +74,7 @@ def test_a_correct_reply_scores_one(grid, tokenizer):
 
 def test_without_prefix(tokenizer):
     e = needle_examples(tokenizer, lengths=[200], depths=[0.5], answer_prefix=False)[0]
-    assert e.answer_prefix == "" and not e.meta["score_with_prefix"]
+    assert e.answer_prefix == "" and not e.score_with_prefix
 
 
 def test_insert_at_depth_places_between_whole_parts():

@@ -26,7 +26,7 @@ def test_every_task_fits_its_length_and_is_scored_like_ruler(examples, tokenizer
             tokens = count_tokens(tokenizer, e.prompt)
             assert tokens == e.meta["prompt_tokens"] and 0.8 * LENGTH <= tokens <= LENGTH, (task, tokens)
             assert e.task == f"ruler/{task}" and e.metric == "string_match_all"
-            assert e.meta["postprocess"] == "ruler" and e.answer_prefix
+            assert e.postprocess == "ruler" and e.length == LENGTH and e.answer_prefix
             assert score_example(e, " " + ", ".join(e.answers))["string_match_all"] == 1.0
             half = e.answers[: len(e.answers) // 2]
             assert score_example(e, " ".join(half))["string_match_all"] == pytest.approx(len(half) / len(e.answers))

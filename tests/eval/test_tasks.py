@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from windowkv.errors import UnknownComponentError
+from windowkv.errors import ConfigError, UnknownComponentError
 from windowkv.eval import TASKS, build_examples, expand_tasks, get_task, task_names
 from windowkv.eval.longbench import LONGBENCH_DATASETS, LONGBENCH_E_DATASETS
 from windowkv.eval.ruler import RULER_TASKS
@@ -69,10 +69,12 @@ def test_task_options_pass_through_and_unknown_ones_are_named(tokenizer):
     assert len(e.answers) == 3
     e = get_task("needle")(tokenizer=tokenizer, lengths=[300], depths=[0.5], answer_prefix=False)[0]
     assert e.answer_prefix == ""
-    with pytest.raises(TypeError, match="task 'ruler/vt'.*num_hop"):
+    with pytest.raises(ConfigError, match=r"task.ruler/vt.num_hop: unknown field; allowed fields: .*num_hops"):
         get_task("ruler/vt")(tokenizer=tokenizer, lengths=[400], num_hop=2)
-    with pytest.raises(TypeError, match="task 'longbench/trec'"):
+    with pytest.raises(ConfigError, match=r"task.longbench/trec.answer_prefix: unknown field"):
         get_task("longbench/trec")(data_path=DATA, answer_prefix=False)
+    with pytest.raises(ConfigError, match=r"task.needle.max_new_tokens"):
+        get_task("needle").with_options(max_new_tokens=0)
 
 
 def test_synthetic_tasks_need_a_tokenizer():

@@ -8,13 +8,19 @@ renders each with :func:`render_prompt`, generates, and scores the output with
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, field
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
+
+#: the keys older task builders put in ``meta`` that are typed fields now (lifted by ``Example``)
+_TYPED_META_KEYS = ("postprocess", "score_with_prefix", "all_classes", "stop_strings")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(strict=False, arbitrary_types_allowed=False))
 class Example:
-    """One evaluation prompt with its gold answers.
+    """One evaluation prompt with its gold answers: a typed, validated record (a pydantic dataclass).
 
     Attributes:
         id: unique and stable for a given seed, e.g. ``"needle-L1024-d0.50-s0"``.
@@ -22,15 +28,10 @@ class Example:
         prompt: the user message. :func:`render_prompt` wraps it in the chat template when the
             tokenizer has one and ``use_chat_template`` is true.
         answers: gold answers.
-        metric: the primary metric, a key of :data:`windowkv.eval.metrics.METRICS`.
+        metric: the primary metric, a registered metric name (``windowkv plugins``).
         max_new_tokens: generation length (tokens).
-        meta: task details, e.g. ``{"length": 1024, "depth": 0.5, "needle": "7341952"}``. Keys read by
-            :func:`~windowkv.eval.metrics.score_example`: ``all_classes`` (LongBench classification),
-            ``postprocess`` (``"ruler"`` or ``"first_line"``, see
-            :func:`windowkv.eval.metrics.postprocess`) and ``score_with_prefix`` (score the answer
-            prefix + the generated text, as needles do). Key read by runners: ``stop_strings``
-            (LongBench's samsum stops at a new line). Synthetic tasks also record ``length`` (the
-            requested tokens) and ``prompt_tokens`` (the tokens of ``prompt``).
+        meta: descriptive task details for result files, e.g. ``{"needle": "7341952", "prompt_tokens": 1017}``.
+            Nothing windowkv does depends on it; what it reads is a typed field below.
         extra_metrics: further metrics reported next to ``metric`` (e.g. ``("rouge1",)`` for needles).
         references: per-metric gold answers that replace ``answers`` for that metric, e.g. the needle
             sentence for ``rouge1`` (the paper's needle protocol scores Rouge-1 against the needle).
@@ -38,6 +39,19 @@ class Example:
             continues it. Empty for none.
         use_chat_template: False for prompts given to chat models as raw text (LongBench's few-shot
             and code datasets).
+        length: the prompt length (tokens) the example was generated for; ``None`` for dataset records.
+        depth: the needle depth in ``[0, 1]`` (needle tasks), else ``None``.
+        postprocess: cleaning before scoring: ``"ruler"`` or ``"first_line"`` (see
+            :func:`windowkv.eval.metrics.postprocess`), ``None`` for none.
+        score_with_prefix: score the answer prefix + the generated text (the needle protocol).
+        all_classes: the label set of a classification dataset (LongBench's trec, lsht).
+        stop_strings: generation stops at any of these (LongBench's samsum stops at a new line).
+        context_chars: the first ``context_chars`` characters of ``prompt`` are prefilled and compressed
+            alone, then the rest (the question, the chat template's end, the answer prefix) is appended to
+            the compressed cache: a query-agnostic test. ``None``: the whole prompt is compressed at once.
+
+    For code written against the older dict-based record, the keys ``postprocess``, ``score_with_prefix``,
+    ``all_classes`` and ``stop_strings`` found in ``meta`` are moved to their fields.
     """
 
     id: str
@@ -45,21 +59,31 @@ class Example:
     prompt: str
     answers: list[str]
     metric: str
-    max_new_tokens: int
+    max_new_tokens: Annotated[int, Field(strict=True)]
     meta: dict[str, Any] = field(default_factory=dict)
     extra_metrics: tuple[str, ...] = ()
     references: dict[str, list[str]] = field(default_factory=dict)
     answer_prefix: str = ""
     use_chat_template: bool = True
+    length: int | None = None
+    depth: float | None = None
+    postprocess: Literal["ruler", "first_line"] | None = None
+    score_with_prefix: bool = False
+    all_classes: tuple[str, ...] = ()
+    stop_strings: tuple[str, ...] = ()
+    context_chars: int | None = None
 
     def __post_init__(self) -> None:
-        if not self.id or not isinstance(self.id, str):
+        if not self.id:
             raise ValueError(f"an example needs a non-empty string id (got {self.id!r})")
-        if isinstance(self.answers, str) or not all(isinstance(a, str) for a in self.answers):
-            raise ValueError(f"{self.id}: answers must be a list of strings (got {self.answers!r})")
-        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) \
-                or self.max_new_tokens < 1:
+        if isinstance(self.max_new_tokens, bool) or self.max_new_tokens < 1:
             raise ValueError(f"{self.id}: max_new_tokens must be an integer >= 1 (got {self.max_new_tokens!r})")
+        lifted = {k: self.meta[k] for k in _TYPED_META_KEYS if k in self.meta}
+        if lifted:
+            object.__setattr__(self, "meta", {k: v for k, v in self.meta.items() if k not in lifted})
+            for key, value in lifted.items():
+                value = tuple(value) if key in ("all_classes", "stop_strings") and value else value
+                object.__setattr__(self, key, value if value is not None else getattr(self, key))
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -72,19 +96,14 @@ class Example:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy (for result rows)."""
-        return {
-            "id": self.id, "task": self.task, "prompt": self.prompt, "answers": list(self.answers),
-            "metric": self.metric, "max_new_tokens": self.max_new_tokens, "meta": dict(self.meta),
-            "extra_metrics": list(self.extra_metrics),
-            "references": {k: list(v) for k, v in self.references.items()},
-            "answer_prefix": self.answer_prefix, "use_chat_template": self.use_chat_template,
-        }
+        data = asdict(self)
+        for key in ("extra_metrics", "all_classes", "stop_strings"):
+            data[key] = list(data[key])
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Example:
         """The inverse of :meth:`to_dict`."""
-        data = dict(data)
-        data["extra_metrics"] = tuple(data.get("extra_metrics", ()))
         return cls(**data)
 
 

@@ -8,7 +8,7 @@ Prompt templates, generation lengths and the dataset -> metric table are LongBen
   (:func:`truncate_middle`);
 - trec, triviaqa, samsum, lsht, lcc and repobench-p are given as raw text, without the chat template;
 - trec, triviaqa, samsum and lsht are scored on the first line of the prediction; samsum generation
-  stops at a new line (``meta["stop_strings"]``).
+  stops at a new line (``Example.stop_strings``).
 
 Data are LongBench's JSONL files (fields ``input``, ``context``, ``answers``, ``all_classes``,
 ``length``, ``dataset``, ``_id``): a file, or a directory of ``<dataset>.jsonl`` (the layout of
@@ -231,14 +231,11 @@ def longbench_examples(dataset: str, *, path: str | Path | None = None, tokenize
         seen.add(uid)
         meta: dict[str, Any] = {"dataset": dataset, "length": record.get("length"), "_id": record.get("_id"),
                                 "truncated": truncated, "language": record.get("language")}
-        if record.get("all_classes"):
-            meta["all_classes"] = list(record["all_classes"])
-        if base in FIRST_LINE_DATASETS:
-            meta["postprocess"] = "first_line"
-        if base == "samsum":
-            meta["stop_strings"] = ["\n"]
         examples.append(Example(
             id=f"longbench-{dataset}-{uid}", task=f"longbench/{dataset}", prompt=prompt,
             answers=[str(a) for a in record["answers"]], metric=DATASET2METRIC[base],
-            max_new_tokens=DATASET2MAXLEN[base], meta=meta, use_chat_template=base not in NO_CHAT_DATASETS))
+            max_new_tokens=DATASET2MAXLEN[base], meta=meta, use_chat_template=base not in NO_CHAT_DATASETS,
+            all_classes=tuple(record.get("all_classes") or ()),
+            postprocess="first_line" if base in FIRST_LINE_DATASETS else None,
+            stop_strings=("\n",) if base == "samsum" else ()))
     return examples

@@ -94,10 +94,13 @@ def needle_example(tokenizer: Any, length: int, depth: float, *, seed: int = 0, 
         max_new_tokens=max_new_tokens,
         meta={"length": length, "depth": depth, "needle": value, "key": key, "prompt_tokens": tokens,
               "haystack_sentences": n, "needle_token_depth": round(min(max(token_depth, 0.0), 1.0), 4),
-              "seed": seed, "index": index, "score_with_prefix": answer_prefix},
+              "seed": seed, "index": index},
         extra_metrics=("rouge1",),
         references={"rouge1": [needle]},
         answer_prefix=ANSWER_PREFIX.format(key=key) if answer_prefix else "",
+        length=length,
+        depth=depth,
+        score_with_prefix=answer_prefix,
     )
 
 

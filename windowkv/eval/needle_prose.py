@@ -154,7 +154,11 @@ def needle_prose_example(tokenizer: Any, length: int, depth: float, *, seed: int
         meta={"length": length, "depth": depth, "needle": value, "key": key, "prompt_tokens": tokens,
               "haystack_sentences": n, "needle_token_depth": round(min(max(token_depth, 0.0), 1.0), 4),
               "needle_chars": list(needle_chars), "question_chars": question_chars, "question": question,
-              "source": source, "seed": seed, "index": index, "score_with_prefix": answer_prefix},
+              "source": source, "seed": seed, "index": index},
+        length=length,
+        depth=depth,
+        score_with_prefix=answer_prefix,
+        context_chars=question_chars if question == "after" else None,
         extra_metrics=("rouge1",),
         references={"rouge1": [needle]},
         answer_prefix=ANSWER_PREFIX.format(key=key) if answer_prefix else "",
@@ -185,12 +189,12 @@ def context_tokens(tokenizer: Any, text: str, example: Example) -> int | None:
     Raises:
         ValueError: the rendered text does not hold the prompt verbatim, or a token straddles the boundary.
     """
-    if example.meta.get("question") != "after":
+    if example.context_chars is None:
         return None
     start = text.find(example.prompt)
     if start < 0:
         raise ValueError(f"{example.id}: the rendered prompt does not contain the user message verbatim")
-    boundary = token_boundary(token_offsets(tokenizer, text), start + int(example.meta["question_chars"]))
+    boundary = token_boundary(token_offsets(tokenizer, text), start + example.context_chars)
     if boundary is None:
         raise ValueError(f"{example.id}: a token of the rendered prompt straddles the question boundary")
     return boundary

@@ -190,7 +190,7 @@ def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, varia
         "id": example.id, "task": example.task, "policy": variant.label, "budget": variant.budget,
         "budget_kind": "tokens" if variant.policy.budget.tokens is not None else "ratio",
         "budget_value": variant.policy.budget.to_config(), "policy_hash": variant.fingerprint,
-        "model": model_name, "length": _grid_length(example), "depth": example.meta.get("depth"),
+        "model": model_name, "length": example.length, "depth": example.depth,
         "metric": example.metric, "prompt_tokens": prompt_tokens,
     }
     if example.task.startswith("longbench/"):
@@ -205,7 +205,7 @@ def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, varia
         row["shared_prefill"] = True
     else:
         gen = run_prompt(model, tokenizer, handle, text, chat=chat, max_new_tokens=example.max_new_tokens,
-                         stop_strings=example.meta.get("stop_strings"), seed=seed, input_ids=input_ids,
+                         stop_strings=list(example.stop_strings) or None, seed=seed, input_ids=input_ids,
                          ignore_eos=ignore_eos, context_tokens=context_tokens(tokenizer, text, example))
     scores = score_example(example, gen.prediction)
     row.update({
@@ -218,11 +218,6 @@ def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, varia
         "rank": rank, "seed": seed, "finished_at": round(time.time(), 3),
     })
     return row
-
-
-def _grid_length(example: Example) -> int | None:
-    """The prompt length the example was generated for (synthetic tasks); None for LongBench records."""
-    return None if example.task.startswith("longbench/") else example.meta.get("length")
 
 
 def _check_compatible(rows: Sequence[Mapping[str, Any]], variants: Sequence[Variant], model_name: str) -> None:

@@ -134,7 +134,7 @@ class SharedPrefill:
         self.input_ids = tokenizer(text, return_tensors="pt", add_special_tokens=not chat)["input_ids"]
         limit = ModelInfo.of(model).max_positions
         fits = limit is None or self.input_ids.shape[1] + example.max_new_tokens <= limit
-        self._usable = (fits and not ignore_eos and not example.meta.get("stop_strings")
+        self._usable = (fits and not ignore_eos and not example.stop_strings
                         and context_tokens(tokenizer, text, example) is None)
         self._captured: CapturedPrefill | None = None
 

@@ -82,3 +82,17 @@ def windowkv_register_policies():
     from windowkv.policies.windowkv_family import WINDOWKV_FAMILY_PRESETS
 
     return [*BUILTIN_PRESETS, *BASELINE_PRESETS, *WINDOWKV_FAMILY_PRESETS]
+
+
+@hookimpl
+def windowkv_register_tasks():
+    from windowkv.eval.tasks import LONGBENCH_TASK_CLASSES, RULER_TASK_CLASSES, NeedleProseTask, NeedleTask
+
+    return [NeedleTask, NeedleProseTask, *RULER_TASK_CLASSES, *LONGBENCH_TASK_CLASSES]
+
+
+@hookimpl
+def windowkv_register_metrics():
+    from windowkv.eval.metrics.builtin import BUILTIN_METRICS
+
+    return list(BUILTIN_METRICS)

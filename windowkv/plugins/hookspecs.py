@@ -84,3 +84,24 @@ def windowkv_register_policies():
 def windowkv_register_methods():
     """Return a list of whole-method classes: each satisfies :class:`windowkv.policies.LayerPolicy`, has a
     unique ``name`` and is built from ``{method: {type: NAME, ...params}}`` in a policy config."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def windowkv_register_tasks():
+    """Return a list of :class:`windowkv.eval.tasks.Task` subclasses: evaluation tasks, each with a unique
+    ``name`` (``family/name`` allowed, e.g. ``ruler/vt``; ``windowkv eval FAMILY`` runs a whole family).
+
+    A task's options are its pydantic fields; :meth:`~windowkv.eval.tasks.Task.examples` declares the run
+    settings it uses as keyword arguments and returns :class:`windowkv.eval.Example` objects.
+    """
+
+
+@hookspec
+def windowkv_register_metrics():
+    """Return a list of :class:`windowkv.eval.metrics.Metric` subclasses: scores of a prediction against
+    gold answers in ``[0, 1]``, named by :attr:`windowkv.eval.Example.metric`."""

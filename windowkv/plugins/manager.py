@@ -38,6 +38,8 @@ HOOKS = {
     "channel_pruner": "windowkv_register_channel_pruners",
     "method": "windowkv_register_methods",
     "policy": "windowkv_register_policies",
+    "task": "windowkv_register_tasks",
+    "metric": "windowkv_register_metrics",
 }
 
 #: the arguments every ``windowkv_register_*`` hook is called with (hooks only ever gain arguments; an

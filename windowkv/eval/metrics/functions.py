@@ -1,4 +1,4 @@
-"""Scores of one prediction against its gold answers, each in ``[0, 1]``.
+"""The built-in metric functions: scores of one prediction against its gold answers, each in ``[0, 1]``.
 
 Every entry of :data:`METRICS` is called as ``METRICS[name](prediction, answers, **context)`` and
 returns a float. Per-answer metrics take the **max over the answers**, as LongBench does;
@@ -34,14 +34,9 @@ import importlib.util
 import re
 import string
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-from windowkv.errors import UnknownComponentError
-
-if TYPE_CHECKING:
-    from windowkv.eval.examples import Example
-
-Metric = Callable[..., float]
+MetricFunction = Callable[..., float]
 HAS_JIEBA = importlib.util.find_spec("jieba") is not None
 _ZH_PUNCTUATION = "！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～｟｠｢｣､、〃》「」『』【】〔〕〖〗〘〙〚〛〜〝〞〟〰〾〿–—‘’‛“”„‟…‧﹏."
 _DIGITS = frozenset("0123456789")
@@ -219,7 +214,7 @@ def code_sim_one(prediction: str, gold: str) -> float:
 
 # ---------------------------------------------------------------------------- against all answers
 
-def best_of(one: Callable[..., float], *, needs: tuple[str, ...] = ()) -> Metric:
+def best_of(one: Callable[..., float], *, needs: tuple[str, ...] = ()) -> MetricFunction:
     """Lift a one-answer score to a list of answers: the max (0 for no answers)."""
 
     def metric(prediction: str, answers: Sequence[str], **context: Any) -> float:
@@ -245,7 +240,7 @@ def string_match_part(prediction: str, answers: Sequence[str], **_: Any) -> floa
     return float(any(a.lower() in low for a in answers))
 
 
-METRICS: dict[str, Metric] = {
+METRICS: dict[str, MetricFunction] = {
     "needle_exact": best_of(needle_exact_one),
     "rouge1": best_of(rouge1_one),
     "string_match_all": string_match_all,
@@ -260,15 +255,6 @@ METRICS: dict[str, Metric] = {
     "count_score": best_of(count_one),
     "code_sim_score": best_of(code_sim_one),
 }
-
-
-def get_metric(name: str) -> Metric:
-    """``METRICS[name]`` with an error listing the known metrics."""
-    try:
-        return METRICS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, METRICS, n=1)
-        raise UnknownComponentError("metric", name, list(METRICS), close[0] if close else None) from None
 
 
 POSTPROCESS = ("ruler", "first_line")
@@ -289,18 +275,3 @@ def postprocess(prediction: str, kind: str | None) -> str:
     if kind == "first_line":
         return prediction.lstrip("\n").split("\n")[0]
     raise ValueError(f"unknown postprocess {kind!r}; known: {', '.join(POSTPROCESS)}")
-
-
-def score_example(example: Example, prediction: str) -> dict[str, float]:
-    """Every metric of ``example`` (:attr:`Example.metrics`) for one prediction, in ``[0, 1]``.
-
-    ``example.meta["postprocess"]`` (see :func:`postprocess`) is applied first; with
-    ``example.meta["score_with_prefix"]`` the answer prefix is put back in front of the prediction
-    (the full assistant reply, as the needle protocol scores it); ``example.meta["all_classes"]`` is
-    passed to the metrics (LongBench classification).
-    """
-    text = postprocess(prediction, example.meta.get("postprocess"))
-    if example.meta.get("score_with_prefix") and example.answer_prefix:
-        text = example.answer_prefix.strip() + text
-    context = {"all_classes": example.meta["all_classes"]} if example.meta.get("all_classes") else {}
-    return {name: get_metric(name)(text, example.gold(name), **context) for name in example.metrics}
