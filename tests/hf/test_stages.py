@@ -86,3 +86,32 @@ def test_an_attention_implementation_that_cannot_read_the_stages_is_named_with_t
     with pytest.raises(UnsupportedModelError, match="'flash_attention_2' cannot read a compressed cache with "
                                                     "merger 'nearest_mean'"):
         _policy(merger={"type": "nearest_mean"}).apply(model)
+
+
+@pytest.mark.parametrize("merger", ["keepkv", "kvmerger"])
+def test_attention_weighing_mergers_merge_the_dropped_windows_inside_generate(merger, one_torch_thread):
+    model = tiny_model("llama")
+    ids = prompt(64, seed=4)
+    _, plain = _generate(model, shared_policy(), ids)
+    tokens, merged = _generate(model, _policy(merger={"type": merger, **({"similarity_threshold": 0.0}
+                                                                         if merger == "kvmerger" else {})}), ids)
+    layer, before = merged.layers[0], plain.layers[0]
+    assert tokens.shape == (1, 6)
+    assert layer.num_slots == before.num_slots and torch.equal(layer.positions, before.positions)
+    assert not torch.equal(layer.dense_slots()[1], before.dense_slots()[1])  # evicted values were merged in
+    if merger == "keepkv":  # votes reach attention as log(vote) on every slot
+        assert layer.weights is not None and (layer.weights[layer.valid.expand_as(layer.weights)] > 0).all()
+        assert (layer.weights != 1).any()
+        mask = layer.attention_mask(None, 1, model.config.num_attention_heads, "sdpa", torch.float32)
+        assert torch.allclose(mask[0, 0, 0, : layer.num_slots], torch.log(layer.weights[0, 0]))
+    else:  # KVMerger adds no attention bias
+        assert layer.weights is None
+
+
+def test_a_merger_is_a_no_op_when_nothing_is_evicted(one_torch_thread):
+    model = tiny_model("llama")
+    ids = prompt(24, seed=4)
+    plain, _ = _generate(model, Policy.from_preset("full"), ids)
+    policy = Policy.from_config({**shared_policy().to_config(), "budget": 1.0, "merger": {"type": "keepkv"}})
+    merged, cache = _generate(model, policy, ids)
+    assert torch.equal(plain, merged) and not any(isinstance(layer, CompressedLayer) for layer in cache.layers)

@@ -284,7 +284,7 @@ class CompressionHandle:
         sliding = getattr(layer, "sliding_window", None) if getattr(layer, "is_sliding", False) else None
         suffix = max(g.suffix_size for g in state.run.groups)
         compressed = build_compressed_layer(self.policy, layer.keys, layer.values, key_valid, selection, project,
-                                            suffix, module.num_key_value_groups, owner=self.owner,
+                                            suffix, module.num_key_value_groups, module.scaling, owner=self.owner,
                                             sliding_window=sliding)
         if selection is not None:
             state.run.selections[idx] = selection

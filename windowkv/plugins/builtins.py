@@ -11,7 +11,7 @@ from windowkv.classifiers import (
     FixedClassifier,
     KeywordClassifier,
 )
-from windowkv.mergers import DropMerger, NearestMeanMerger
+from windowkv.mergers import DropMerger, KeepKVMerger, KVMergerMerger, NearestMeanMerger
 from windowkv.plugins.hookspecs import hookimpl
 from windowkv.scorers import (
     CumulativeAttentionScorer,
@@ -60,7 +60,7 @@ def windowkv_register_allocators():
 
 @hookimpl
 def windowkv_register_mergers():
-    return [DropMerger, NearestMeanMerger]
+    return [DropMerger, NearestMeanMerger, KVMergerMerger, KeepKVMerger]
 
 
 @hookimpl
