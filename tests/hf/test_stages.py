@@ -115,3 +115,29 @@ def test_a_merger_is_a_no_op_when_nothing_is_evicted(one_torch_thread):
     policy = Policy.from_config({**shared_policy().to_config(), "budget": 1.0, "merger": {"type": "keepkv"}})
     merged, cache = _generate(model, policy, ids)
     assert torch.equal(plain, merged) and not any(isinstance(layer, CompressedLayer) for layer in cache.layers)
+
+
+def test_minikv_stores_two_bit_keys_per_channel_and_values_per_token_inside_generate(one_torch_thread):
+    model = tiny_model("llama")  # 2 KV heads, head dim 16, float32
+    ids = prompt(64, seed=4)
+    _, plain = _generate(model, shared_policy(), ids)
+    tokens, packed = _generate(model, _policy(quantizer={"type": "minikv"}), ids)
+    layer, slots = packed.layers[0], plain.layers[0].num_slots
+    assert tokens.shape == (1, 6)
+    assert layer.stored_keys.axis == -2 and layer.stored_values.axis == -1
+    assert layer.stored_keys.data.shape == layer.stored_values.data.shape == (1, 2, slots, 4)
+    groups = -(-slots // 16)
+    slot_bytes = 2 * 2 * slots * 16 // 4 + 2 * 2 * groups * 16 * 2 + 2 * 2 * slots * 1 * 2
+    appended = plain.layers[0].kv_nbytes() - 2 * 2 * slots * 16 * 4
+    assert layer.kv_nbytes() == slot_bytes + appended
+    assert layer.kv_nbytes() < plain.layers[0].kv_nbytes() / 4
+
+
+def test_storage_stages_apply_even_when_the_budget_evicts_nothing(one_torch_thread):
+    model = tiny_model("llama")
+    ids = prompt(24, seed=4)
+    policy = Policy.from_config({**shared_policy().to_config(), "budget": 1.0, "quantizer": {"type": "minikv",
+                                                                                            "bits": 4}})
+    _, cache = _generate(model, policy, ids)
+    layer = cache.layers[0]
+    assert isinstance(layer, CompressedLayer) and layer.num_slots == 24 and layer.stored_keys.bits == 4

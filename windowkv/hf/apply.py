@@ -243,7 +243,7 @@ class CompressionHandle:
                 self._start_run(cache, hidden, kwargs.get("attention_mask"))
             state = self._states.get(cache)
             if state is not None and (state.run.layer_compresses(idx) or state.run.layer_needs_scores(idx)
-                                      or (self.policy.channel_pruner is not None and state.run.active)):
+                                      or self.policy.channel_pruner is not None):
                 state.prefill_inputs[idx] = (hidden, kwargs["position_embeddings"])
         return None
 
@@ -279,7 +279,7 @@ class CompressionHandle:
         if project is not None:
             selection = self.policy.select_layer(state.run, idx, layer.keys, layer.values, key_valid, project,
                                                  module.scaling, module.num_key_value_groups)
-        if not state.run.active:
+        if not state.run.active and self.policy.quantizer is None and self.policy.channel_pruner is None:
             return  # nothing is evicted anywhere: the model's own cache and masks stay
         sliding = getattr(layer, "sliding_window", None) if getattr(layer, "is_sliding", False) else None
         suffix = max(g.suffix_size for g in state.run.groups)

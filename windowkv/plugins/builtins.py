@@ -28,7 +28,7 @@ from windowkv.selectors import (
     WindowAverageSelector,
     WindowMaxSelector,
 )
-from windowkv.quantizers import UniformQuantizer
+from windowkv.quantizers import MiniKVQuantizer, UniformQuantizer
 from windowkv.sharing import AllLayersSharing, GroupSharing, NoSharing
 
 
@@ -65,7 +65,7 @@ def windowkv_register_mergers():
 
 @hookimpl
 def windowkv_register_quantizers():
-    return [UniformQuantizer]
+    return [UniformQuantizer, MiniKVQuantizer]
 
 
 @hookimpl
