@@ -141,3 +141,22 @@ def test_storage_stages_apply_even_when_the_budget_evicts_nothing(one_torch_thre
     _, cache = _generate(model, policy, ids)
     layer = cache.layers[0]
     assert isinstance(layer, CompressedLayer) and layer.num_slots == 24 and layer.stored_keys.bits == 4
+
+
+def test_think_keeps_fewer_key_channels_per_kv_head_chosen_by_the_suffix_queries(one_torch_thread):
+    model = tiny_model("qwen3")  # head dim 16
+    ids = prompt(96, seed=2)
+    _, cache = _generate(model, _policy(channel_pruner={"type": "think", "keep_ratio": 0.6}), ids)
+    layer = cache.layers[0]
+    assert layer.key_channels.shape == (1, 2, 10)  # 16 - int(16 x 0.4) channels per KV head
+    assert layer.stored_keys.shape[-1] == 10 and layer.stored_values.shape[-1] == 16
+    assert not torch.equal(layer.key_channels[0, 0], layer.key_channels[0, 1])  # chosen per KV head
+
+
+@pytest.mark.parametrize("ratio, message", [(0.99, "keeps all 16 key channels of head_dim 16: nothing would be "
+                                                      "pruned"),
+                                            (0.0, "greater than 0")])
+def test_pruning_every_channel_or_none_is_refused_naming_the_ratio(ratio, message, one_torch_thread):
+    model = tiny_model("llama")
+    with pytest.raises(ConfigError, match=message):
+        _policy(channel_pruner={"type": "think", "keep_ratio": ratio}).apply(model)
