@@ -160,3 +160,31 @@ def test_pruning_every_channel_or_none_is_refused_naming_the_ratio(ratio, messag
     model = tiny_model("llama")
     with pytest.raises(ConfigError, match=message):
         _policy(channel_pruner={"type": "think", "keep_ratio": ratio}).apply(model)
+
+
+def _prefill_bytes(model, policy, ids):
+    with policy.apply(model) as handle, torch.no_grad():
+        model(ids, use_cache=True)
+    return handle.last_run
+
+
+def test_a_share_of_the_full_cache_bytes_holds_measured_and_buys_more_tokens_at_lower_precision(one_torch_thread):
+    model = tiny_model("llama")  # 4 layers, 2 KV heads, head dim 16, float32: 256 bytes a token and layer
+    ids = prompt(512, seed=4)
+    full = 512 * 4 * 256
+    runs = {name: _prefill_bytes(model, Policy.from_preset("snapkv", budget="12% bytes", **stages), ids)
+            for name, stages in (("dense", {}), ("4-bit", {"quantizer": {"type": "minikv", "bits": 4}}),
+                                 ("2-bit", {"quantizer": {"type": "minikv", "bits": 2}}))}
+    for name, run in runs.items():
+        assert run.selections and 0.1 * full < run.kv_nbytes <= 0.12 * full * 1.02, (name, run.kv_nbytes / full)
+    kept = {name: sum(run.kept_tokens()[0]) for name, run in runs.items()}
+    assert kept["4-bit"] > 3 * kept["dense"] and kept["2-bit"] > kept["4-bit"]
+
+
+def test_a_byte_budget_below_the_suffix_is_refused_naming_both(one_torch_thread):
+    model = tiny_model("llama")
+    with pytest.raises(ConfigError, match="byte budget 4096 bytes is below the suffix's bytes: the 32 suffix tokens"):
+        Policy.from_preset("snapkv", budget="4KiB").apply(model)
+    ids = prompt(256, seed=4)
+    with pytest.raises(ValueError, match="below the suffix's bytes"):
+        _prefill_bytes(model, Policy.from_preset("snapkv", budget="5% bytes"), ids)  # 12.8 tokens < 32
