@@ -76,6 +76,7 @@ def windowkv_register_channel_pruners():
 @hookimpl
 def windowkv_register_policies():
     from windowkv.policies.baselines import BASELINE_PRESETS
+    from windowkv.policies.compositions import COMPOSITION_PRESETS
     from windowkv.policies.presets import BUILTIN_PRESETS
 
-    return [*BUILTIN_PRESETS, *BASELINE_PRESETS]
+    return [*BUILTIN_PRESETS, *BASELINE_PRESETS, *COMPOSITION_PRESETS]
