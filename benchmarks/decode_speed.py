@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--length", type=int, default=4096)
     parser.add_argument("--policies", default="full,windowkv,snapkv")
-    parser.add_argument("--budget", type=float, default=0.12)
+    parser.add_argument("--budget", default="0.12", help="tokens, ratio or bytes (\"12%% bytes\")")
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)

@@ -185,3 +185,31 @@ def test_budget_tokens_must_be_an_integer():
 
 def test_integer_ratio_round_trips_as_a_ratio():
     assert Budget.of(Budget(ratio=1).to_config()) == Budget(ratio=1.0)
+
+
+# ------------------------------------------------------------------ byte budgets
+
+
+@pytest.mark.parametrize("text, budget", [("1.5MiB", Budget(nbytes=1572864)), ("800KB", Budget(nbytes=800000)),
+                                          ("65536B", Budget(nbytes=65536)), ("12% bytes", Budget(bytes_ratio=0.12)),
+                                          ("6%bytes", Budget(bytes_ratio=0.06)),
+                                          ("25 % of bytes", Budget(bytes_ratio=0.25))])
+def test_byte_budgets_parse_and_round_trip(text, budget):
+    assert Budget.of(text) == budget
+    assert Budget.of(budget.to_config()) == budget
+    assert budget.in_bytes and budget.kind in ("bytes", "bytes_ratio")
+
+
+def test_a_byte_budget_pays_for_the_suffix_then_buys_review_slots():
+    from windowkv.budget import ByteCost
+
+    cost = ByteCost(num_layers=4, slot_nbytes=100.0, token_nbytes=400.0, layer_nbytes=20.0)
+    # 4 layers x (20 fixed + 8 suffix slots x 100 + 50 review slots x 100)
+    assert Budget.of("23280B").average(500, suffix_size=8, cost=cost) == pytest.approx(50.0)
+    # 10% of a 508-token prompt at 400 bytes a token and layer = 20320 bytes per layer
+    assert Budget.of("10% bytes").average(500, suffix_size=8, cost=cost) == pytest.approx((20320 - 820) / 100)
+    with pytest.raises(ValueError, match=r"byte budget 3000 bytes is below the suffix's bytes: the 8 suffix tokens "
+                                         r"cost 3280 bytes over 4 layers"):
+        Budget.of("3000B").average(500, suffix_size=8, cost=cost)
+    with pytest.raises(ValueError, match="needs the cost of a kept slot"):
+        Budget.of("3000B").average(500, suffix_size=8)

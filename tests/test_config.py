@@ -437,9 +437,9 @@ def test_a_stage_that_cannot_serve_the_policy_is_an_error_naming_both():
                     channel_pruner={"type": "think", "keep_ratio": 0.6})
     policy.check_stages(head_dim=160)  # keeps 96 channels: 3 groups of 32
     with pytest.raises(ConfigError) as info:
-        policy.check_stages(head_dim=64)  # keeps 38 channels
+        policy.check_stages(head_dim=64)  # keeps 39 channels (25 pruned: int(64 x 0.4), as ThinK)
     assert dict(info.value.errors)["quantizer"] == (
-        "quantizer 'uniform' cannot serve policy 'mine': the 38 key channels its channel pruner keeps is not a "
+        "quantizer 'uniform' cannot serve policy 'mine': the 39 key channels its channel pruner keeps is not a "
         "multiple of group_size 32")
     with pytest.raises(ConfigError, match="head_dim 48 is not a multiple of group_size 32"):
         Policy(64, quantizer="uniform").check_stages(head_dim=48)

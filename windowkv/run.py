@@ -130,6 +130,8 @@ class CompressionRun:
         shared_scores: aligned token scores ``[B_g, H_kv, R]`` per ``(layer, group index)``, computed by
             a sharing leader and reused by its followers.
         selections: the kept cache of each layer, once compressed.
+        kv_nbytes: bytes of key/value storage the cache holds right after the prefill, measured from its
+            layers' tensors (:func:`windowkv.cache.nbytes.cache_nbytes`), for the whole batch.
     """
 
     lengths: list[int]
@@ -141,6 +143,7 @@ class CompressionRun:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     shared_scores: dict[tuple[int, int], Tensor] = field(default_factory=dict)
     selections: dict[int, LayerSelection] = field(default_factory=dict)
+    kv_nbytes: int | None = None
 
     @property
     def active(self) -> bool:

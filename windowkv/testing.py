@@ -612,13 +612,14 @@ def check_allocator_contract(
 
 
 def merge_inputs(lengths: Sequence[int], kept: int, *, kv_heads: int = 2, shared: bool = False, head_dim: int = 8,
-                 seed: int = 0) -> MergeInputs:
+                 seed: int = 0, query_groups: int = 2, suffix_size: int = 4) -> MergeInputs:
     """A left-padded layer (:func:`synthetic_layer`) and a selection of it: per row and head, up to
     ``kept`` random real positions (always the row's last one, as the suffix is always kept), sorted,
-    unused slots invalid."""
+    unused slots invalid; the queries of the last ``suffix_size`` positions (``query_groups`` query heads per
+    KV head) come along for mergers that weigh tokens by attention."""
     from windowkv.mergers import MergeInputs
 
-    layer = synthetic_layer(lengths, kv_heads=kv_heads, head_dim=head_dim, seed=seed)
+    layer = synthetic_layer(lengths, kv_heads=kv_heads, head_dim=head_dim, seed=seed, query_groups=query_groups)
     g = torch.Generator().manual_seed(seed + 1)
     b, size, heads = len(lengths), layer.padded_length, 1 if shared else kv_heads
     noise = torch.rand(b, heads, size, generator=g).masked_fill(~layer.key_valid[:, None, :], -1.0)
@@ -629,16 +630,18 @@ def merge_inputs(lengths: Sequence[int], kept: int, *, kv_heads: int = 2, shared
     valid = top.values >= 0
     positions = torch.where(valid, top.indices, 0)
     order = torch.where(valid, positions, size).sort(dim=-1)
+    queries = layer.queries[:, :, size - min(suffix_size, size):]
     return MergeInputs(layer.keys, layer.values, positions.gather(-1, order.indices),
-                       valid.gather(-1, order.indices), layer.key_valid)
+                       valid.gather(-1, order.indices), layer.key_valid, queries, head_dim ** -0.5)
 
 
 def check_merger_contract(merger: Merger | type[Merger], *, seed: int = 0) -> None:
     """A merger returns ``[B, H_kv, K, D]`` keys and values and float32 weights ``[B, H_kv, K]``: 0 on
-    invalid slots, at least 1 on valid ones; a merger that merges every evicted token
-    (``merges_all``) has weights summing to the row's valid prompt tokens and each slot's weight is the
-    number of tokens it stands for; an unmerged kept slot holds its token's key and value exactly; it is
-    deterministic and keeps working with head-shared selections and empty rows.
+    invalid slots, at least 1 on valid ones (finite and positive for vote weights, ``weights_are_counts =
+    False``); a counting merger that merges every evicted token (``merges_all``) has weights summing to the
+    row's valid prompt tokens, one that may drop tokens at most that many; an unmerged kept slot holds its
+    token's key and value exactly; it is deterministic and keeps working with head-shared selections and
+    empty rows.
     """
     if isinstance(merger, type):
         merger = merger()
@@ -662,17 +665,23 @@ def check_merged_slots(merger: Merger, inputs: MergeInputs, out: MergedSlots, wh
     w = out.weights
     if out.keys.shape != (b, h_kv, k, inputs.keys.shape[-1]) or w.shape != (b, h_kv, k) or w.dtype != torch.float32:
         _fail(f"{where}: shapes {tuple(out.keys.shape)} / weights {w.dtype} {tuple(w.shape)}")
-    if (w[~valid] != 0).any() or (w[valid] < 1).any():
-        _fail(f"{where}: weights {w.tolist()} are not 0 on invalid slots and >= 1 on valid ones")
+    if (w[~valid] != 0).any():
+        _fail(f"{where}: weights {w.tolist()} are not 0 on invalid slots")
+    if merger.weights_are_counts and (w[valid] < 1).any():
+        _fail(f"{where}: weights {w.tolist()} are not >= 1 on valid slots")
+    if not merger.weights_are_counts and not ((w[valid] > 0) & w[valid].isfinite()).all():
+        _fail(f"{where}: votes {w.tolist()} are not finite and > 0 on valid slots")
     tokens = inputs.key_valid.sum(-1).tolist()
     for row in range(b):
         for head in range(h_kv):
             total = float(w[row, head].sum())
-            if merger.merges_all and valid[row, head].any() and abs(total - tokens[row]) > 1e-3:
+            slots = int(valid[row, head].sum())
+            if merger.weights_are_counts and merger.merges_all and slots and abs(total - tokens[row]) > 1e-3:
                 _fail(f"{where}: row {row} head {head}: weights sum to {total}, but the row has {tokens[row]} "
                       "prompt tokens (a merged slot's weight is the number of tokens it stands for)")
-            if not merger.merges_all and abs(total - int(valid[row, head].sum())) > 1e-3:
-                _fail(f"{where}: row {row} head {head}: a merger that drops evicted tokens has weight 1 per slot")
+            if merger.weights_are_counts and not merger.merges_all and not slots - 1e-3 <= total <= tokens[row] + 1e-3:
+                _fail(f"{where}: row {row} head {head}: weights sum to {total}, outside [{slots} kept slots, "
+                      f"{tokens[row]} prompt tokens]")
             ones = valid[row, head] & (w[row, head] == 1)
             kept_keys = inputs.keys[row, head, positions[row, head][ones]]
             if not torch.allclose(out.keys[row, head][ones].float(), kept_keys.float(), atol=1e-5):

@@ -85,5 +85,5 @@ def test_result_table_full_first_one_column_per_length():
 
 def test_result_table_without_cost_columns():
     table = result_table(rows(), costs=False)
-    assert table.header[-3:] == ["KV kept", "review kept", "KV MiB"]
+    assert table.header[-4:] == ["KV kept", "review kept", "KV bytes", "KV MiB"]
     assert all(len(r) == len(table.header) for r in table.rows)

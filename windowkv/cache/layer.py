@@ -60,6 +60,13 @@ def _map_batch(obj: Any, fn: Callable[[Tensor], Tensor]) -> Any:
     return dataclasses.replace(obj, **changes)
 
 
+def _quantize(codec: Codec | None, role: str, x: Tensor) -> Any:
+    """``x`` stored by ``codec`` (its ``quantize_keys``/``quantize_values`` when it has them), or as is."""
+    if codec is None:
+        return x
+    return getattr(codec, f"quantize_{role}", codec.quantize)(x)
+
+
 def _nbytes(obj: Any) -> int:
     return sum(t.numel() * t.element_size() for t in _tensors_of(obj))
 
@@ -79,7 +86,8 @@ class CompressedLayer(DynamicLayer):
         key_channels: ``[B, H_kv, C]`` long, the key channels kept (``None``: all ``D``).
         head_dim: ``D``, needed with ``key_channels``.
         codec: quantizer of the kept slots (``None``: dense storage); keys and values are stored as
-            ``codec.quantize(...)`` and dequantized at every attention.
+            ``codec.quantize_keys(...)`` / ``codec.quantize_values(...)`` (or ``codec.quantize``) and
+            dequantized at every forward of the layer.
         owner: who compressed the layer (model and policy), checked when the cache is continued.
         sliding_window: the model layer's sliding window, if any (eviction cannot combine with it).
     """
@@ -121,8 +129,8 @@ class CompressedLayer(DynamicLayer):
             self.stored_keys = self.stored_values = None
             self.keys, self.values = keys, values
         else:
-            self.stored_keys = codec.quantize(keys) if codec is not None else keys
-            self.stored_values = codec.quantize(values) if codec is not None else values
+            self.stored_keys = _quantize(codec, "keys", keys)
+            self.stored_values = _quantize(codec, "values", values)
             empty = keys.new_zeros(*keys.shape[:2], 0, self.head_dim)
             self.keys, self.values = empty, values.new_zeros(*values.shape[:2], 0, values.shape[-1])
 

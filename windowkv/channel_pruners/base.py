@@ -7,6 +7,7 @@ The attention function then reduces each query to the kept channels of its KV he
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from typing import Any, ClassVar
 
@@ -18,11 +19,15 @@ from windowkv.component import Component
 
 
 class ChannelPruner(Component):
-    """Keeps ``C = max(1, round(keep_ratio * D))`` key channels per KV head; the base class owns the top-k.
+    """Keeps ``C = D - floor((1 - keep_ratio) * D)`` key channels per KV head (at least 1); the base class
+    owns the top-k.
 
-    Subclasses implement :meth:`channel_scores`; :meth:`select_channels` checks the shapes and keeps
-    the ``C`` best channels, sorted, so a pruner always returns the declared count. With ``C == D``
-    (a ratio close to 1 on a small head) nothing is pruned: the indices are every channel.
+    ThinK's pruning ratio is ``1 - keep_ratio``: ``floor`` of the pruned channels matches ThinK's and
+    kvpress's ``int(D * ratio)``. Subclasses implement :meth:`channel_scores`; :meth:`select_channels`
+    checks the shapes and keeps the ``C`` best channels, sorted, so a pruner always returns the declared
+    count. A policy whose pruner would keep every channel of the model's head (``C == D``: nothing
+    pruned) is refused at ``apply`` (:meth:`incompatibility`); pruning to 0 channels cannot be configured
+    (``keep_ratio > 0`` and ``C >= 1``).
     """
 
     kind: ClassVar[str] = "channel_pruner"
@@ -31,7 +36,8 @@ class ChannelPruner(Component):
 
     def num_channels(self, head_dim: int) -> int:
         """``C``, the channels kept of ``head_dim``."""
-        return min(head_dim, max(1, round(self.keep_ratio * head_dim)))
+        pruned = math.floor((1.0 - self.keep_ratio) * head_dim + 1e-9)
+        return min(head_dim, max(1, head_dim - pruned))
 
     def select_channels(self, queries: Tensor, keys: Tensor, num_key_value_groups: int) -> Tensor:
         """The kept channel indices.
@@ -56,7 +62,11 @@ class ChannelPruner(Component):
         return kept.sort(dim=-1).values
 
     def incompatibility(self, policy: Any, head_dim: int) -> str | None:
-        """Why this pruner cannot serve ``policy`` on a model with ``head_dim``, or ``None`` (default)."""
+        """Why this pruner cannot serve ``policy`` on a model with ``head_dim``: it would keep all of the
+        head's channels (nothing pruned), or ``None``."""
+        if self.num_channels(head_dim) >= head_dim:
+            return (f"keep_ratio {self.keep_ratio} keeps all {head_dim} key channels of head_dim {head_dim}: "
+                    f"nothing would be pruned; use keep_ratio <= {(head_dim - 1) / head_dim:.4g}")
         return None
 
     @abstractmethod

@@ -12,7 +12,13 @@ from windowkv.channel_pruners.base import ChannelPruner
 
 class ThinKPruner(ChannelPruner):
     """Scores channel ``j`` of a KV head by ``||Q[..., j]|| * ||K[..., j]||``: the query norm over the
-    suffix queries of the head's GQA group, times the key norm over the prompt; keeps the top ones.
+    suffix queries (ThinK's observation window) of the head's GQA group, times the key norm over the keys
+    the layer keeps; keeps the top ones, per KV head and per row.
+
+    ThinK (Sec. 3.2) keeps the channels that minimise ``||Q K^T - Q S K^T||_F`` for a channel selection
+    ``S``, solved greedily by this per-channel magnitude. kvpress's ``ThinKPress`` scores
+    ``mean(Q_j^2) * mean(K_j^2)``, a monotone function of the same product: the same channels are kept
+    (``tests/parity``). Keys are scored after token selection, as ``ComposedPress([SnapKVPress, ThinKPress])``.
 
     Shapes: queries ``[B, H_kv x G, s, D]``, keys ``[B, H_kv, L, D]`` -> scores ``[B, H_kv, D]``,
     float32. The default keeps 60% of the channels (ThinK prunes 40%).

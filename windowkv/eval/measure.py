@@ -141,6 +141,9 @@ class Generation:
     suffix_size: int | None
     task_label: str | None
     output_ids: list[int] = field(default_factory=list)
+    #: bytes of key/value storage the cache held right after the prefill, measured from its tensors
+    #: (``None`` without a policy: the model's own cache, full)
+    kv_nbytes: int | None = None
 
 
 def generation_config(model: Any, max_new_tokens: int, pad_token_id: int | None) -> Any:
@@ -244,11 +247,17 @@ def run_prompt(model: Any, tokenizer: Any, handle: Any, text: str, *, chat: bool
         prompt_tokens=prompt_tokens, new_tokens=len(new_ids), prefill_seconds=prefill,
         decode_tokens_per_s=decode, seconds=end - start, peak_memory_bytes=peak, memory_method=meter.method,
         kept_per_layer=kept, suffix_size=suffix, task_label=label, output_ids=new_ids,
+        kv_nbytes=run.kv_nbytes if run is not None else None,
     )
 
 
 def cache_stats(gen: Generation, info: ModelInfo) -> dict[str, Any]:
-    """Kept KV tokens and bytes, and the fractions of the full cache and of the review tokens kept."""
+    """Kept KV tokens and bytes, and the fractions of the full cache and of the review tokens kept.
+
+    ``kv_bytes_kept`` is measured from the cache's tensors after the prefill (``kv_bytes_measured``: packed
+    low-bit slots with their scales, pruned key channels, merge weights) when a policy ran; without one it
+    is the full cache's bytes.
+    """
     layers = len(gen.kept_per_layer)
     kept = sum(gen.kept_per_layer)
     full = gen.prompt_tokens * layers
@@ -262,6 +271,9 @@ def cache_stats(gen: Generation, info: ModelInfo) -> dict[str, Any]:
         "kept_review_fraction": kept_review / (review * layers) if review > 0 else 1.0,
         "suffix_size": gen.suffix_size,
         "kept_per_layer": gen.kept_per_layer,
-        "kv_bytes_kept": kept * info.bytes_per_token_layer,
+        "kv_bytes_kept": gen.kv_nbytes if gen.kv_nbytes is not None else kept * info.bytes_per_token_layer,
         "kv_bytes_full": full * info.bytes_per_token_layer,
+        "kv_bytes_fraction": ((gen.kv_nbytes if gen.kv_nbytes is not None else kept * info.bytes_per_token_layer)
+                              / (full * info.bytes_per_token_layer) if full else 1.0),
+        "kv_bytes_measured": gen.kv_nbytes is not None,
     }

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from windowkv.eval.report import order_variants
+from windowkv.eval.report import budget_sort_key, order_variants
 from windowkv.eval.results import group_rows
 
 CMAP = "RdYlGn"
@@ -149,13 +149,14 @@ def plot_score_vs_budget(rows: Sequence[Mapping[str, Any]], path: str | Path, *,
             for ax in (left, right):
                 ax.axhline(value(pts[0]), linestyle=style, color="black" if policy == "full" else None, label=label)
             continue
-        pts.sort(key=lambda g: float(g["budget"]))
-        xs = [float(g["budget"]) * (100 if kinds == {"ratio"} else 1) for g in pts]
+        pts.sort(key=lambda g: budget_sort_key(g["budget"]))
+        xs = [budget_sort_key(g["budget"]) * (100 if kinds <= {"ratio", "bytes_ratio"} else 1) for g in pts]
         left.plot(xs, [value(g) for g in pts], marker="o", label=policy)
-        right.plot([g["kept_fraction"] * 100 for g in pts], [value(g) for g in pts], marker="o", label=policy)
+        right.plot([_bytes_fraction(g) * 100 for g in pts], [value(g) for g in pts], marker="o", label=policy)
     left.set_xlabel("budget (% of review tokens per layer)" if kinds == {"ratio"} else "budget (tokens per layer)"
-                    if kinds == {"tokens"} else "budget")
-    right.set_xlabel("KV cache kept (% of the full cache, suffix included)")
+                    if kinds == {"tokens"} else "budget (% of the full cache's bytes)" if kinds == {"bytes_ratio"}
+                    else "budget (bytes)" if kinds == {"bytes"} else "budget")
+    right.set_xlabel("KV cache bytes held (% of the full cache's bytes, measured)")
     name = _metric_name(scored, metric)
     for ax in (left, right):
         ax.set_ylabel(f"mean {name}")
@@ -164,11 +165,17 @@ def plot_score_vs_budget(rows: Sequence[Mapping[str, Any]], path: str | Path, *,
     handles, labels = left.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=9, title="policy")
     left.set_title("score vs budget")
-    right.set_title("score vs KV cache kept")
+    right.set_title("score vs KV cache bytes")
     lengths = sorted({r["length"] for r in scored if r.get("length") is not None})
     span = f" ({len(scored)} runs, lengths {lengths[0]}–{lengths[-1]} tokens)" if lengths else ""
     fig.suptitle(title or f"Quality vs budget{span}", fontsize=13, fontweight="bold")
     return _save(fig, path, plt)
+
+
+def _bytes_fraction(group: Mapping[str, Any]) -> float:
+    """Measured bytes held / full cache bytes; rows written before bytes were measured: the tokens kept."""
+    value = group.get("kv_bytes_fraction")
+    return value if value is not None else group["kept_fraction"]
 
 
 def _save(fig: Any, path: str | Path, plt: Any) -> Path:

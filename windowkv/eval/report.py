@@ -49,9 +49,17 @@ def _num(value: Any, digits: int = 2, scale: float = 1.0, pct: bool = False) -> 
     return f"{value * 100:.{digits}f}%" if pct else f"{value:.{digits}f}"
 
 
-def _budget_sort(budget: Any) -> float:
+def budget_sort_key(budget: Any) -> float:
+    """A budget as rows store it, as a number to sort and plot by (ratios and shares of bytes as fractions)."""
     try:
         return float(budget)
+    except (TypeError, ValueError):
+        pass
+    try:  # byte budgets: "12% bytes" sorts by its share, "65536B" by its bytes
+        from windowkv.budget import Budget
+
+        parsed = Budget.of(budget)
+        return parsed.bytes_ratio if parsed.bytes_ratio is not None else float(parsed.nbytes or "inf")
     except (TypeError, ValueError):
         return float("inf")
 
@@ -76,7 +84,7 @@ def order_variants(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
             policies.append(p)
         budgets.setdefault(p, set()).add(str(r.get("budget")))
     policies.sort(key=lambda p: p != "full")
-    return [(p, b) for p in policies for b in sorted(budgets[p], key=_budget_sort)]
+    return [(p, b) for p in policies for b in sorted(budgets[p], key=budget_sort_key)]
 
 
 def result_table(rows: Sequence[Mapping[str, Any]], *, metric: str | None = None, costs: bool = True) -> ResultTable:
@@ -100,7 +108,7 @@ def result_table(rows: Sequence[Mapping[str, Any]], *, metric: str | None = None
     header = (["task"] if many_tasks else []) + ["policy", "budget"]
     header += [f"L={n}" for n in lengths] + ["mean", "n"]
     header += [metric] if metric else []
-    header += ["KV kept", "review kept", "KV MiB"] + (["prefill s", "decode tok/s", "peak MiB"] if costs else [])
+    header += ["KV kept", "review kept", "KV bytes", "KV MiB"] + (["prefill s", "decode tok/s", "peak MiB"] if costs else [])
     numeric = [False] * (3 if many_tasks else 2) + [True] * (len(header) - (3 if many_tasks else 2))
     out = []
     for task in tasks:
@@ -119,7 +127,7 @@ def result_table(rows: Sequence[Mapping[str, Any]], *, metric: str | None = None
             if metric:
                 cells.append(_num(g["scores"].get(metric)))
             cells += [_num(g["kept_fraction"], 1, pct=True), _num(g["kept_review_fraction"], 1, pct=True),
-                      _num(g["kv_bytes_kept"], 1, 1 / MIB)]
+                      _num(g.get("kv_bytes_fraction"), 1, pct=True), _num(g["kv_bytes_kept"], 1, 1 / MIB)]
             if costs:
                 cells += [_num(g["prefill_seconds"], 2), _num(g["decode_tokens_per_s"], 1),
                           _num(g["peak_memory_bytes"], 0, 1 / MIB)]

@@ -30,6 +30,7 @@ SUMMARY_CSV = "summary.csv"
 KEY_FIELDS = ("id", "policy", "budget")
 #: numeric row fields averaged in the summary (besides the scores)
 MEAN_FIELDS = ("prompt_tokens", "kept_fraction", "kept_review_fraction", "kv_bytes_kept", "kv_bytes_full",
+               "kv_bytes_fraction",
                "prefill_seconds", "decode_tokens_per_s", "peak_memory_bytes", "new_tokens", "seconds")
 
 

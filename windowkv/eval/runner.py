@@ -188,7 +188,7 @@ def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, varia
     prompt_tokens = int(input_ids.shape[1])
     row: dict[str, Any] = {
         "id": example.id, "task": example.task, "policy": variant.label, "budget": variant.budget,
-        "budget_kind": "tokens" if variant.policy.budget.tokens is not None else "ratio",
+        "budget_kind": variant.policy.budget.kind,
         "budget_value": variant.policy.budget.to_config(), "policy_hash": variant.fingerprint,
         "model": model_name, "length": example.length, "depth": example.depth,
         "metric": example.metric, "prompt_tokens": prompt_tokens,

@@ -54,6 +54,8 @@ class Variant:
 
 
 def budget_label(budget: Budget) -> str:
+    if budget.in_bytes:
+        return str(budget.to_config())  # "12% bytes", "65536B"
     return str(budget.tokens) if budget.tokens is not None else f"{budget.ratio:g}"
 
 

@@ -30,7 +30,8 @@ import torch
 from torch import Tensor, nn
 
 from windowkv.cache import IMPLEMENTATIONS, LAYER_KWARG, CompressedLayer, register_attention
-from windowkv.errors import UnsupportedModelError
+from windowkv.cache.nbytes import byte_cost, cache_nbytes
+from windowkv.errors import ConfigError, UnsupportedModelError
 from windowkv.hf.architectures import attention_layers, make_query_projector, text_config
 from windowkv.hf.masks import key_validity
 from windowkv.hf.stages import build_compressed_layer
@@ -129,7 +130,17 @@ class CompressionHandle:
         self.num_layers = len(self.layers)
         self.num_query_heads = config.num_attention_heads
         self.attn_style = "eager" if config._attn_implementation == "eager" else "sdpa"
-        policy.check_stages(getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads)
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        policy.check_stages(head_dim)
+        #: what a kept slot costs in bytes (byte budgets become review tokens with it)
+        self.byte_cost = byte_cost(policy, self.num_layers, getattr(config, "num_key_value_heads", None)
+                                   or config.num_attention_heads, head_dim, _kv_dtype(model))
+        if policy.budget.nbytes is not None:  # refuse a byte budget the suffix alone exceeds, before any prompt
+            try:
+                policy.budget.average(0, suffix_size=max(p.suffix_size for p in policy.profiles.values()),
+                                      cost=self.byte_cost)
+            except ValueError as exc:
+                raise ConfigError([("budget", str(exc))]) from None
         #: who compressed a cache: a continuation by another model or policy is refused
         self.owner = (id(model), json.dumps(policy.to_config(), sort_keys=True, default=str))
         self.last_run: CompressionRun | None = None
@@ -243,7 +254,7 @@ class CompressionHandle:
                 self._start_run(cache, hidden, kwargs.get("attention_mask"))
             state = self._states.get(cache)
             if state is not None and (state.run.layer_compresses(idx) or state.run.layer_needs_scores(idx)
-                                      or (self.policy.channel_pruner is not None and state.run.active)):
+                                      or self.policy.channel_pruner is not None):
                 state.prefill_inputs[idx] = (hidden, kwargs["position_embeddings"])
         return None
 
@@ -264,6 +275,7 @@ class CompressionHandle:
             self._evict(state, cache, follower)
             state.deferred_layers.discard(follower.layer_idx)
         if len(state.done_layers) == self.num_layers:
+            state.run.kv_nbytes = cache_nbytes(cache)
             self.policy.on_prefill_end(state.run, cache)
         return None
 
@@ -279,12 +291,12 @@ class CompressionHandle:
         if project is not None:
             selection = self.policy.select_layer(state.run, idx, layer.keys, layer.values, key_valid, project,
                                                  module.scaling, module.num_key_value_groups)
-        if not state.run.active:
+        if not state.run.active and self.policy.quantizer is None and self.policy.channel_pruner is None:
             return  # nothing is evicted anywhere: the model's own cache and masks stay
         sliding = getattr(layer, "sliding_window", None) if getattr(layer, "is_sliding", False) else None
         suffix = max(g.suffix_size for g in state.run.groups)
         compressed = build_compressed_layer(self.policy, layer.keys, layer.values, key_valid, selection, project,
-                                            suffix, module.num_key_value_groups, owner=self.owner,
+                                            suffix, module.num_key_value_groups, module.scaling, owner=self.owner,
                                             sliding_window=sliding)
         if selection is not None:
             state.run.selections[idx] = selection
@@ -306,7 +318,7 @@ class CompressionHandle:
         if self.task is None and self.policy.classifier.needs_text:
             texts = self._prompt_texts(key_valid, length)
         run = self.policy.start_run(lengths, length, self.num_layers, texts=texts, task=self.task,
-                                    device=hidden.device)
+                                    device=hidden.device, cost=self.byte_cost)
         self._states[cache] = _CacheState(run, key_valid)
         if self._request_caches is not None:
             self._request_caches.append(cache)
@@ -337,6 +349,14 @@ def _refuse_unservable_stages(policy: Any, model: nn.Module) -> None:
             f"(per-slot weights, pruned key channels or packed slots); load the model with "
             f"attn_implementation= one of {', '.join(IMPLEMENTATIONS)}"
         )
+
+
+def _kv_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype the model's cache stores keys and values in (its floating-point parameters')."""
+    for param in model.parameters():
+        if param.is_floating_point():
+            return param.dtype
+    return torch.float32
 
 
 def _set_attn_implementation(model: nn.Module, name: str) -> None:

@@ -31,6 +31,7 @@ def build_compressed_layer(
     project_queries: Callable[[int, int], Tensor] | None,
     suffix_size: int,
     num_key_value_groups: int,
+    scaling: float | None = None,
     **layer_kwargs: Any,
 ) -> CompressedLayer:
     """One layer's compressed cache from its prefill keys and the policy's selection.
@@ -45,10 +46,15 @@ def build_compressed_layer(
             when they were not kept: no channel pruning then).
         suffix_size: queries of the last ``suffix_size`` prompt tokens choose the kept key channels.
         num_key_value_groups: query heads per KV head.
+        scaling: the layer's attention scale (mergers weighing tokens by attention read it).
         layer_kwargs: passed to :class:`CompressedLayer` (owner, sliding window).
     """
     batch, _, length, head_dim = keys.shape
     weights = None
+    suffix_queries = None
+    if project_queries is not None:
+        s = min(suffix_size, length)
+        suffix_queries = project_queries(length - s, length)
     if selection is None:
         positions = torch.arange(length, device=keys.device)[None, None].expand(batch, 1, length)
         valid = key_valid[:, None, :]
@@ -57,17 +63,18 @@ def build_compressed_layer(
         positions, valid = selection.positions, selection.valid
         merger = policy.merger
         if merger is not None:
-            merged = merger(MergeInputs(keys, values, positions, valid, key_valid))
+            merged = merger(MergeInputs(keys, values, positions, valid, key_valid, suffix_queries, scaling))
             kept_keys, kept_values = merged.keys, merged.values
-            if merger.merges_all:  # a merger that only drops keeps weight 1 everywhere: no bias to add
+            if merger.weights_bias_attention:  # e.g. drop and KVMerger add no bias
                 weights = merged.weights
         else:
             kept_keys, kept_values = gather_positions(keys, positions), gather_positions(values, positions)
     channels = None
-    if policy.channel_pruner is not None and project_queries is not None:
-        s = min(suffix_size, length)
-        channels = policy.channel_pruner.select_channels(project_queries(length - s, length), keys,
-                                                         num_key_value_groups)
+    if policy.channel_pruner is not None and suffix_queries is not None:
+        # channels are scored on the keys the layer keeps (ThinK after token eviction), padding excluded
+        slot_valid = valid.expand(batch, kept_keys.shape[1], valid.shape[-1])
+        scored = torch.where(slot_valid[..., None], kept_keys, torch.zeros((), dtype=kept_keys.dtype))
+        channels = policy.channel_pruner.select_channels(suffix_queries, scored, num_key_value_groups)
         kept_keys = kept_keys.gather(-1, channels[:, :, None, :].expand(*kept_keys.shape[:-1], channels.shape[-1]))
     return CompressedLayer(kept_keys, kept_values, positions, valid, length, weights=weights, key_channels=channels,
                            head_dim=head_dim, codec=policy.quantizer, **layer_kwargs)

@@ -2,6 +2,8 @@
 
 from windowkv.mergers.base import MergedSlots, Merger, MergeInputs
 from windowkv.mergers.drop import DropMerger
+from windowkv.mergers.keepkv import KeepKVMerger
+from windowkv.mergers.kvmerger import KVMergerMerger
 from windowkv.mergers.nearest_mean import NearestMeanMerger
 
-__all__ = ["Merger", "MergeInputs", "MergedSlots", "DropMerger", "NearestMeanMerger"]
+__all__ = ["Merger", "MergeInputs", "MergedSlots", "DropMerger", "NearestMeanMerger", "KVMergerMerger", "KeepKVMerger"]

@@ -17,6 +17,7 @@ class DropMerger(Merger):
 
     name: ClassVar[str] = "drop"
     merges_all: ClassVar[bool] = False
+    weights_bias_attention: ClassVar[bool] = False  # weight 1 everywhere: no bias to add
 
     def merge(self, inputs: MergeInputs) -> MergedSlots:
         b, h_kv, _, _ = inputs.keys.shape

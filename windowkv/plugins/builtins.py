@@ -11,7 +11,7 @@ from windowkv.classifiers import (
     FixedClassifier,
     KeywordClassifier,
 )
-from windowkv.mergers import DropMerger, NearestMeanMerger
+from windowkv.mergers import DropMerger, KeepKVMerger, KVMergerMerger, NearestMeanMerger
 from windowkv.plugins.hookspecs import hookimpl
 from windowkv.scorers import (
     CumulativeAttentionScorer,
@@ -29,7 +29,7 @@ from windowkv.selectors import (
     WindowMarginSelector,
     WindowMaxSelector,
 )
-from windowkv.quantizers import UniformQuantizer
+from windowkv.quantizers import MiniKVQuantizer, UniformQuantizer
 from windowkv.sharing import AllLayersSharing, GroupSharing, NoSharing
 
 
@@ -62,12 +62,12 @@ def windowkv_register_allocators():
 
 @hookimpl
 def windowkv_register_mergers():
-    return [DropMerger, NearestMeanMerger]
+    return [DropMerger, NearestMeanMerger, KVMergerMerger, KeepKVMerger]
 
 
 @hookimpl
 def windowkv_register_quantizers():
-    return [UniformQuantizer]
+    return [UniformQuantizer, MiniKVQuantizer]
 
 
 @hookimpl
@@ -78,10 +78,11 @@ def windowkv_register_channel_pruners():
 @hookimpl
 def windowkv_register_policies():
     from windowkv.policies.baselines import BASELINE_PRESETS
+    from windowkv.policies.compositions import COMPOSITION_PRESETS
     from windowkv.policies.presets import BUILTIN_PRESETS
     from windowkv.policies.windowkv_family import WINDOWKV_FAMILY_PRESETS
 
-    return [*BUILTIN_PRESETS, *BASELINE_PRESETS, *WINDOWKV_FAMILY_PRESETS]
+    return [*BUILTIN_PRESETS, *BASELINE_PRESETS, *WINDOWKV_FAMILY_PRESETS, *COMPOSITION_PRESETS]
 
 
 @hookimpl

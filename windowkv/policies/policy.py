@@ -13,7 +13,7 @@ import torch
 from pydantic import ValidationError
 from torch import Tensor
 
-from windowkv.budget import Budget
+from windowkv.budget import Budget, ByteCost
 from windowkv.errors import ConfigError
 from windowkv.policies.config import OPTIONAL_STAGES, PolicyConfig, Profile, build, config_errors
 from windowkv.run import CompressionRun, LayerInputs, LayerSelection, ProfileGroup, TaskPrediction
@@ -113,7 +113,7 @@ class Policy(PolicyConfig):
 
     def start_run(self, lengths: Sequence[int], padded_length: int, num_layers: int,
                   texts: Sequence[str | None] | None = None, task: str | None = None,
-                  device: torch.device | str = "cpu") -> CompressionRun:
+                  device: torch.device | str = "cpu", cost: ByteCost | None = None) -> CompressionRun:
         """Classify the prompts and plan every layer's budget for one batch.
 
         Args:
@@ -122,6 +122,8 @@ class Policy(PolicyConfig):
             num_layers: attention layers of the model.
             texts: prompt text of each row, for classifiers that read it.
             task: force this task label for every row (skips the classifier).
+            cost: what a kept slot costs in bytes (:func:`windowkv.cache.nbytes.byte_cost`); byte budgets
+                need it.
         """
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1 (got {num_layers})")
@@ -141,10 +143,12 @@ class Policy(PolicyConfig):
                 continue
             s = profile.suffix_size
             review = [max(lengths[i] - s, 0) for i in rows]
+            suffix = [min(lengths[i], s) for i in rows]
             # an average budget covering the review part keeps everything in every layer, even where
             # the allocator would give a layer less than the average
-            per_row = [self.allocator(avg, num_layers, review_length=n) if (avg := self.budget.average(n)) < n
-                       else [n] * num_layers for n in review]
+            per_row = [self.allocator(avg, num_layers, review_length=n)
+                       if (avg := self.budget.average(n, suffix_size=k, cost=cost)) < n
+                       else [n] * num_layers for n, k in zip(review, suffix)]
             budgets = [[per_row[i][layer] for i in range(len(rows))] for layer in range(num_layers)]
             groups.append(ProfileGroup(label, rows, s, review, budgets, profile.selector.max_kept))
         leaders = [self.sharing(layer, num_layers) for layer in range(num_layers)]

@@ -30,6 +30,9 @@ class QuantizedTensor:
             last dimension; a value is ``zero + q * scale``.
         shape: the original shape; dtype: the original dtype.
         bits: bits per value; group_size: values per scale.
+        axis: the axis a group runs along: ``-1`` (channels, the default) or ``-2`` (tokens: a scale per
+            channel for each group of ``group_size`` tokens, as KIVI/MiniKV store keys); the codes are always
+            packed along the last dimension.
     """
 
     data: Tensor
@@ -39,6 +42,7 @@ class QuantizedTensor:
     dtype: torch.dtype
     bits: int
     group_size: int
+    axis: int = -1
 
     @property
     def nbytes(self) -> int:
@@ -78,6 +82,14 @@ class Quantizer(Component):
             raise ValueError(f"quantizer {self.name!r} packed {x.numel()} values at {self.bits} bits into "
                              f"{q.data.numel()} {q.data.dtype} elements; expected {x.numel() * self.bits // 8} uint8")
         return q
+
+    def quantize_keys(self, x: Tensor) -> QuantizedTensor:
+        """Keys ``[..., K, C]``; the default stores them like any tensor (:meth:`quantize`)."""
+        return self.quantize(x)
+
+    def quantize_values(self, x: Tensor) -> QuantizedTensor:
+        """Values ``[..., K, D]``; the default stores them like any tensor (:meth:`quantize`)."""
+        return self.quantize(x)
 
     def dequantize(self, q: QuantizedTensor) -> Tensor:
         """The approximate original tensor, in its shape and dtype."""
