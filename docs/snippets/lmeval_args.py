@@ -2,7 +2,7 @@
 
 from windowkv.errors import ConfigError
 
-# [start:errors]
+# --8<-- [start:errors]
 from windowkv.lmeval import WindowKVLM
 
 for args in ("policy=snapkb", "policy=snapkv,budget=-3"):
@@ -14,4 +14,4 @@ for args in ("policy=snapkb", "policy=snapkv,budget=-3"):
 #   model_args.policy: unknown policy 'snapkb'. Did you mean 'snapkv'? Registered policies: adakv, ...
 # invalid windowkv config:
 #   model_args.budget: ...
-# [end:errors]
+# --8<-- [end:errors]

@@ -1,6 +1,6 @@
 """lm-evaluation-harness with a windowkv policy, from Python (docs: Evaluate with lm-evaluation-harness)."""
 
-# [start:evaluate]
+# --8<-- [start:evaluate]
 from lm_eval import simple_evaluate
 from lm_eval.tasks import TaskManager
 
@@ -15,8 +15,8 @@ for budget in (100_000, 32):  # 100_000 keeps every token: the scores of plain `
     out = simple_evaluate(model=lm, tasks=["magic_numbers"], task_manager=tasks, log_samples=True)
     scores[budget] = [s["filtered_resps"][0][0] for s in out["samples"]["magic_numbers"]]
     print(budget, out["results"]["magic_numbers"])
-# [end:evaluate]
+# --8<-- [end:evaluate]
 
-# [start:compare]
+# --8<-- [start:compare]
 assert scores[100_000] != scores[32]  # compression changes the log-likelihoods
-# [end:compare]
+# --8<-- [end:compare]

@@ -1,6 +1,6 @@
 """A benchmark plugin in one file: a task and a metric (docs: Write a benchmark plugin)."""
 
-# [start:task]
+# --8<-- [start:task]
 from typing import Any, ClassVar, Sequence
 
 from pydantic import Field
@@ -45,9 +45,9 @@ class TokenRecallMetric(Metric):
         said = set(prediction.lower().split())
         return max((sum(w in said for w in a.lower().split()) / max(len(a.split()), 1) for a in answers),
                    default=0.0)
-# [end:task]
+# --8<-- [end:task]
 
-# [start:hooks]
+# --8<-- [start:hooks]
 import windowkv
 
 
@@ -59,9 +59,9 @@ def windowkv_register_tasks():
 @windowkv.hookimpl
 def windowkv_register_metrics():
     return [TokenRecallMetric]
-# [end:hooks]
+# --8<-- [end:hooks]
 
-# [start:use]
+# --8<-- [start:use]
 import sys
 
 from windowkv.eval import score_example
@@ -77,4 +77,4 @@ built = build_task_examples(["first_sentence", "needle"], tokenizer=tokenizer, l
                             registries=registries)
 example = built.examples[0]
 print(score_example(example, example.answers[0], registries=registries))  # {'token_recall': 1.0}
-# [end:use]
+# --8<-- [end:use]
