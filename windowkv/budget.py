@@ -84,7 +84,8 @@ class Budget:
 
     @classmethod
     def of(cls, value: Any) -> Budget:
-        """Parse ``256``, ``0.25``, ``"256"``, ``"0.25"`` or ``"25%"``; ints are tokens, floats ratios."""
+        """Parse ``256``, ``0.25``, ``"256"``, ``"0.25"`` or ``"25%"`` (ints are tokens, floats ratios), and byte
+        budgets ``"1.5MiB"``, ``"800KB"``, ``"65536B"`` or ``"12% bytes"`` (a share of the full cache's bytes)."""
         if isinstance(value, Budget):
             return value
         if isinstance(value, bool):

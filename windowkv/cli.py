@@ -64,7 +64,8 @@ BudgetOpt = Annotated[Optional[str], typer.Option(
     "--budget", "-b", help="Tokens (256) or a ratio of the review tokens (0.25 or 25%). Default: the "
     "config file's, else 0.25.")]
 BudgetsOpt = Annotated[Optional[list[str]], typer.Option(
-    "--budget", "-b", help="Tokens or ratio; repeat for several. Default: 0.12 and 0.25.")]
+    "--budget", "-b", help="Tokens, ratio, bytes (\"1.5MiB\") or a share of the full cache's bytes (\"12% bytes\"); repeat "
+         "for several. Default: 0.12 and 0.25.")]
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Hugging Face model id or local directory. Default: the embedded SmolLM2-135M-Instruct.")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps ...")]

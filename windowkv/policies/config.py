@@ -133,7 +133,9 @@ BudgetField = Annotated[
     WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 1}, {"type": "number", "exclusiveMinimum": 0,
                                                                    "maximum": 1}, {"type": "string"}],
                     "description": "average review tokens kept per layer (int), a ratio in (0, 1] of each "
-                                   "prompt's review tokens, or a percentage string such as \"25%\""}),
+                                   "prompt's review tokens, a percentage string such as \"25%\", bytes of one "
+                                   "prompt's compressed cache (\"1.5MiB\", \"65536B\") or a share of the full "
+                                   "cache's bytes (\"12% bytes\")"}),
 ]
 Label = Annotated[str, StringConstraints(pattern=NAME_PATTERN.pattern)]
 
