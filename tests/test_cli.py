@@ -145,8 +145,8 @@ def test_needle_prose_takes_task_options_and_names_bad_ones(model_dir, tmp_path)
     assert row["id"] == "needle_prose-L300-d0.50-s0-qafter-prefix" and row["task"] == "needle_prose"
     summary = json.loads((out / SUMMARY_JSON).read_text())
     assert summary["config"]["task_options"] == {"source": str(source), "question": "after", "answer_prefix": True}
-    for bad, expected in ((["-O", "colour=red"], "unexpected keyword argument 'colour'"),
-                          (["-O", "question=before"], "question must be one of inside, after"),
+    for bad, expected in ((["-O", "colour=red"], "task.needle_prose.colour: unknown field"),
+                          (["-O", "question=before"], "task.needle_prose.question"),
                           (["--lengths", "9000"], "too short for length 9000: it gives at most")):
         result = invoke(*args, *bad)
         assert result.exit_code == 2 and expected in result.output, result.output

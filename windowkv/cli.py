@@ -28,7 +28,7 @@ import typer
 from rich.console import Console
 
 from windowkv.cli_classifier import app as classifier_app
-from windowkv.errors import ConfigError, UnknownComponentError, UnsupportedModelError
+from windowkv.errors import ConfigError, UnknownComponentError, UnsupportedModelError, UsageError
 
 app = typer.Typer(
     name="windowkv",
@@ -149,7 +149,7 @@ def parse_task_options(values: list[str] | None) -> dict[str, Any]:
     for item in values or []:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip().isidentifier():
-            raise ValueError(f"--task-option must be KEY=VALUE (got {item!r})")
+            raise UsageError(f"--task-option must be KEY=VALUE (got {item!r})")
         value: Any = raw.strip()
         if value.lower() in ("true", "false"):
             value = value.lower() == "true"

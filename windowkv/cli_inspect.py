@@ -67,14 +67,14 @@ def inspect_cmd(
 
     with _user_errors():
         if sum(x is not None for x in (prompt, file, task)) != 1:
-            raise ValueError("give exactly one of PROMPT, --file or --task")
+            raise UsageError("give exactly one of PROMPT, --file or --task")
         if task is not None and task not in NEEDLE_TASKS:
-            raise ValueError(f"--task must be one of {', '.join(NEEDLE_TASKS)} (got {task!r})")
+            raise UsageError(f"--task must be one of {', '.join(NEEDLE_TASKS)} (got {task!r})")
         if file is not None:
             try:
                 prompt = file.read_text(encoding="utf-8")
             except OSError as exc:
-                raise ValueError(f"cannot read {file}: {exc.strerror or exc}") from None
+                raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from None
         options = parse_task_options(task_option)
         (variant,) = make_variants([policy], [budget] if budget else None)
         m, tok, _ = _load(model, device, dtype, attn, None, threads)

@@ -25,6 +25,10 @@ class ConfigError(WindowKVError, ValueError):
         super().__init__(head + ":\n" + "\n".join(lines))
 
 
+class UsageError(WindowKVError, ValueError):
+    """A command-line option or argument that cannot be used as given (the message says what would be)."""
+
+
 class UnknownComponentError(WindowKVError, KeyError):
     """A component name is not registered for its kind."""
 

@@ -10,6 +10,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from tests.eval.tiny_model import save_tiny_model
+from windowkv.errors import ConfigError
 from windowkv.eval import get_task
 from windowkv.eval.examples import render_prompt
 from windowkv.eval.haystack import count_tokens
@@ -99,7 +100,7 @@ def test_the_task_is_registered_and_takes_its_options(tokenizer, source):
     examples = get_task("needle_prose")(tokenizer=tokenizer, lengths=[200], depths=[0.5], source=source,
                                         question="after")
     assert [e.id for e in examples] == ["needle_prose-L200-d0.50-s0-qafter"]
-    with pytest.raises(TypeError, match="needle_prose"):
+    with pytest.raises(ConfigError, match="task.needle_prose.colour"):
         get_task("needle_prose")(tokenizer=tokenizer, lengths=[200], depths=[0.5], colour="red")
 
 

@@ -58,8 +58,12 @@ def test_one_row_per_example_and_variant_with_every_field(tiny, examples, tmp_pa
             assert field in row, field
         assert len(row["kept_per_layer"]) == model.config.num_hidden_layers
         assert row["kept_tokens"] == sum(row["kept_per_layer"])
-        # kept tokens (summed over layers) x 2 KV heads x 16 dims x (K and V) x 4 bytes
-        assert row["kv_bytes_kept"] == row["kept_tokens"] * 2 * 16 * 2 * 4
+        # kept tokens (summed over layers) x 2 KV heads x 16 dims x (K and V) x 4 bytes: what the full cache
+        # holds; a compressed cache's bytes are measured from its tensors (slots padded to the fullest head)
+        if row["policy"] == "full":
+            assert row["kv_bytes_kept"] == row["kept_tokens"] * 2 * 16 * 2 * 4
+        else:
+            assert row["kv_bytes_measured"] and row["kv_bytes_kept"] >= row["kept_tokens"] * 2 * 16 * 2 * 4
         assert row["new_tokens"] <= 4 and row["prefill_seconds"] > 0
     full = [r for r in rows if r["policy"] == "full"]
     assert all(r["kept_fraction"] == 1.0 and r["kept_review_fraction"] == 1.0 for r in full)
@@ -110,7 +114,7 @@ def test_resume_skips_finished_rows_and_recomputes_a_truncated_one(tiny, example
     rows = read_rows(results)
     assert [r["id"] for r in rows] == [json.loads(line)["id"] for line in lines]
     assert [json.loads(line) for line in lines[:2]] == rows[:2]  # finished rows untouched
-    assert (tmp_path / f"{RESULTS}.corrupt").read_text().strip() == lines[2][: len(lines[2]) // 2]
+    assert (tmp_path / f"{RESULTS}.corrupt").read_text().strip() == lines[2][: len(lines[2]) // 2].strip()
     assert json.loads((tmp_path / SUMMARY_JSON).read_text())["rows"] == 3
     third = run(tiny, examples, variants, tmp_path)
     assert third.computed == 0 and third.resumed == 3

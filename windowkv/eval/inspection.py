@@ -22,11 +22,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from windowkv.errors import WindowKVError
 from windowkv.eval.examples import Example, render_prompt, uses_chat_template
 from windowkv.eval.needle_prose import char_span_tokens, token_offsets
 
 
-class PromptTooLongError(ValueError):
+class PromptTooLongError(WindowKVError, ValueError):
     """The prompt (plus the tokens to generate) does not fit the model's context."""
 
 

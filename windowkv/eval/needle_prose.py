@@ -26,12 +26,19 @@ from __future__ import annotations
 import random
 from typing import Any, Sequence
 
+from windowkv.errors import WindowKVError
 from windowkv.eval.examples import Example
 from windowkv.eval.haystack import count_tokens, fit_length, word_list
 from windowkv.eval.needle import ANSWER_PREFIX, INTRO, NEEDLE, QUESTION, insert_at_depth
 from windowkv.eval.prose import SOTU, HaystackSourceError, Unit, join_units, prose_units
 
 TASK = "needle_prose"
+
+
+class NeedleProseError(WindowKVError, ValueError):
+    """A needle_prose prompt that cannot be built as asked (the message says why and what would work)."""
+
+
 QUESTION_POSITIONS = ("inside", "after")
 ASK = QUESTION + " Answer with the number only."
 DEFAULT_LENGTHS = (1024, 2048, 4096)
@@ -47,7 +54,7 @@ def token_offsets(tokenizer: Any, text: str) -> list[tuple[int, int]]:
     try:
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     except (NotImplementedError, TypeError, ValueError) as exc:
-        raise ValueError(f"the tokenizer cannot map tokens to characters (needs a fast tokenizer): {exc}") from None
+        raise NeedleProseError(f"the tokenizer cannot map tokens to characters (needs a fast tokenizer): {exc}") from None
     return [tuple(o) for o in enc["offset_mapping"]]
 
 
@@ -79,11 +86,11 @@ def check_boundaries(tokenizer: Any, prompt: str, needle_chars: tuple[int, int],
     offsets = token_offsets(tokenizer, prompt)
     first, last = char_span_tokens(offsets, *needle_chars)
     if last > first and offsets[last - 1][1] > question_chars:
-        raise ValueError(f"the needle tokenises across the question boundary: its last token "
+        raise NeedleProseError(f"the needle tokenises across the question boundary: its last token "
                          f"{prompt[slice(*offsets[last - 1])]!r} also holds the start of the question; "
                          f"use a depth below 1.0")
     if question == "after" and token_boundary(offsets, question_chars) is None:
-        raise ValueError("question='after' needs a token boundary between the context and the question, "
+        raise NeedleProseError("question='after' needs a token boundary between the context and the question, "
                          f"but a token straddles character {question_chars} of the prompt")
 
 
@@ -107,9 +114,9 @@ def needle_prose_example(tokenizer: Any, length: int, depth: float, *, seed: int
             ``length`` (naming the length it can give), or a needle tokenising across the question.
     """
     if question not in QUESTION_POSITIONS:
-        raise ValueError(f"question must be one of {', '.join(QUESTION_POSITIONS)} (got {question!r})")
+        raise NeedleProseError(f"question must be one of {', '.join(QUESTION_POSITIONS)} (got {question!r})")
     if not 0.0 <= depth <= 1.0:
-        raise ValueError(f"depth must lie in [0, 1] (got {depth})")
+        raise NeedleProseError(f"depth must lie in [0, 1] (got {depth})")
     rng = random.Random(f"needle-prose-{seed}-{index}-{length}-{depth:.4f}")
     key = rng.choice(word_list("cities"))
     value = str(rng.randint(1_000_000, 9_999_999))
@@ -171,9 +178,9 @@ def needle_prose_examples(tokenizer: Any, lengths: Sequence[int] = DEFAULT_LENGT
                           source: str = SOTU) -> list[Example]:
     """The ``lengths x depths x samples`` grid, lengths outermost; each cell independent of the others."""
     if tokenizer is None:
-        raise ValueError("needle_prose examples need the model's tokenizer (lengths are in its tokens)")
+        raise NeedleProseError("needle_prose examples need the model's tokenizer (lengths are in its tokens)")
     if samples < 1:
-        raise ValueError(f"samples must be >= 1 (got {samples})")
+        raise NeedleProseError(f"samples must be >= 1 (got {samples})")
     return [needle_prose_example(tokenizer, int(length), float(depth), seed=seed, index=i,
                                  max_new_tokens=max_new_tokens, question=question, answer_prefix=answer_prefix,
                                  source=source)
@@ -193,8 +200,8 @@ def context_tokens(tokenizer: Any, text: str, example: Example) -> int | None:
         return None
     start = text.find(example.prompt)
     if start < 0:
-        raise ValueError(f"{example.id}: the rendered prompt does not contain the user message verbatim")
+        raise NeedleProseError(f"{example.id}: the rendered prompt does not contain the user message verbatim")
     boundary = token_boundary(token_offsets(tokenizer, text), start + example.context_chars)
     if boundary is None:
-        raise ValueError(f"{example.id}: a token of the rendered prompt straddles the question boundary")
+        raise NeedleProseError(f"{example.id}: a token of the rendered prompt straddles the question boundary")
     return boundary

