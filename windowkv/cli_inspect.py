@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from windowkv.errors import UsageError
 from windowkv.cli import (
     AttnOpt,
     BudgetOpt,
