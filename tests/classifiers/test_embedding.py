@@ -22,7 +22,9 @@ def test_embedding_classifier_tells_localisation_from_aggregation():
     prompts = [
         f"{essay}\n\nWhich year did the town rebuild its bridges?",
         f"Summarize the following article in three sentences.\n\n{essay}",
-        "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n\n\ndef sub(a, b):\n",
+        # a bare listing to continue (no instruction); a 9-line toy listing is read as code QA (known limit)
+        "import os\n\n\nclass A:\n    def __init__(self, x):\n        self.x = x\n\n    def run(self):\n"
+        "        return os.path.join(self.x, 'a')\n\n" * 20 + "def main():\n    a = A(1)\n",
     ]
     assert [p.label for p in EmbeddingClassifier()(prompts)] == ["qa", "other", "other"]
     assert {p.label for p in EmbeddingClassifier(level="family")(prompts)} <= set(FAMILIES)
@@ -70,3 +72,18 @@ def test_missing_or_corrupt_head_and_bad_encoder_are_clear_errors(tmp_path):
         EmbeddingClassifier(weights=str(bad))(["What is it?"])
     with pytest.raises(ClassifierLoadError, match="cannot load the sentence encoder"):
         EmbeddingClassifier(encoder=str(tmp_path / "no-such-encoder"))(["What is it?"])
+
+
+def test_a_head_reading_a_layer_the_encoder_lacks_is_a_clear_error(tmp_path):
+    import json
+    import shutil
+
+    from windowkv.classifiers.embedding import shipped_head
+
+    head = tmp_path / "head.safetensors"
+    shutil.copy(shipped_head(), head)
+    config = json.loads(open(shipped_head()[: -len(".safetensors")] + ".json").read())
+    assert config["layers"] == 4  # the shipped head pools MiniLM after 4 of its 6 layers
+    head.with_suffix(".json").write_text(json.dumps({**config, "layers": 9}))
+    with pytest.raises(ClassifierLoadError, match="reads layer 9 of the sentence encoder"):
+        EmbeddingClassifier(weights=str(head))(["What is it?"])

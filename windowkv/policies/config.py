@@ -178,7 +178,7 @@ class PolicyConfig(BaseModel):
         budget: average review tokens kept per layer (``int``) or fraction of each prompt's review
             tokens (``float`` in ``(0, 1]``); see :mod:`windowkv.budget`.
         scorer: per-token importance (default: suffix attention).
-        classifier: prompt -> task label (default: keyword heuristic).
+        classifier: prompt -> task label (default: the embedding classifier, MiniLM + the shipped head).
         allocator: per-layer budgets (default: arithmetic groups, G=8, beta=14).
         sharing: which layers reuse a leader's scores (default: groups of 8).
         profiles: task label -> :class:`Profile` (default: ``qa``: window max, s=32;
