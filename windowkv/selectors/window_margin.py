@@ -58,6 +58,8 @@ class WindowMarginSelector(Selector):
             win = win.mean(dim=1, keepdim=True)
         win = win.masked_fill(sizes == 0, float("-inf"))
         b, h, n = win.shape
+        if n == 0:  # no review tokens: nothing to keep
+            return torch.zeros_like(scores, dtype=torch.bool)[:, :h]
         order = torch.sort(win, dim=-1, descending=True, stable=True).indices
         rank = torch.empty_like(order).scatter_(-1, order, torch.arange(n, device=win.device).expand(b, h, n))
         before, after = self.windows_before, self.windows_after
