@@ -104,6 +104,16 @@ BASELINE_PRESETS = (
         ("baseline",),
     ),
     Preset(
+        "corm",
+        {**single_profile({"type": "suffix_attention"}, TOKEN_TOPK, 16),
+         "decode": {"interval": 1, "window": 16, "reduce": "max", "heads": "per_kv_head"}},
+        "Keeps the keys recent queries attended to, evicting at every decode step to budget + suffix slots "
+        "per KV head (the last 16 queries score; a key stays if any of them attended to it).",
+        "Dai et al., CORM: Cache Optimization with Recent Message for Large Language Model Inference, "
+        "arXiv 2404.15949 (2024)",
+        ("baseline", "decode"),
+    ),
+    Preset(
         "windowkv_fixed_profile",
         windowkv_variant(classifier={"type": "fixed", "label": "qa"}),
         "WindowKV ablation: no task classifier, every prompt gets the QA profile (window max, s=32).",
