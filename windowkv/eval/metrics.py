@@ -35,6 +35,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from windowkv.errors import UnknownComponentError
+from windowkv.eval import long_answer as _long_answer
 
 if TYPE_CHECKING:
     from windowkv.eval.examples import Example
@@ -251,6 +252,8 @@ METRICS: dict[str, Metric] = {
     "retrieval_zh_score": best_of(retrieval_zh_one),
     "count_score": best_of(count_one),
     "code_sim_score": best_of(code_sim_one),
+    "list_recall": _long_answer.list_recall,
+    "list_exact": _long_answer.list_exact,
 }
 
 

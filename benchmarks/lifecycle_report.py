@@ -1,0 +1,100 @@
+"""Measurements of docs/lifecycle.md: decode-time compression, DBudgetKV budgets, multi-turn sessions.
+
+Each sub-command runs the embedded model (SmolLM2-135M-Instruct) and appends JSON lines to its output:
+
+    python benchmarks/lifecycle_report.py long OUT.jsonl --policy full --policy rkv512 --policy corm496
+    python benchmarks/lifecycle_report.py dbudget OUT.jsonl
+    python benchmarks/lifecycle_report.py multiturn OUT.jsonl --policy windowkv --budget 0.25
+    python benchmarks/lifecycle_report.py table OUT.jsonl
+
+``long``: one ``long/list_records`` example (140 records, ~2,100 prompt tokens), exactly 2,000 generated
+tokens (EOS suppressed); the row has the peak KV bytes held over the generation (read from the cache
+tensors after every forward), the final bytes and the record recall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import torch
+
+#: the policies of the ``long`` command, by name
+LONG_POLICIES: dict[str, dict[str, Any]] = {
+    "full": {"preset": "full"},
+    "rkv512": {"preset": "full", "decode": {"budget": 512, "interval": 64, "window": 16}},
+    "corm496": {"preset": "corm", "budget": 496},
+    "windowkv0.25+rkv512": {"preset": "windowkv", "budget": 0.25,
+                            "decode": {"budget": 512, "interval": 64, "window": 16}},
+}
+
+
+def kv_bytes(cache: Any) -> int:
+    """Key/value bytes a cache holds, read from its tensors (compressed layers report their own)."""
+    total = 0
+    for layer in getattr(cache, "layers", ()):
+        if hasattr(layer, "kv_nbytes"):
+            total += layer.kv_nbytes()
+        elif getattr(layer, "keys", None) is not None and layer.keys.numel():
+            total += layer.keys.numel() * layer.keys.element_size() + layer.values.numel() * layer.values.element_size()
+    return total
+
+
+def _cache(kwargs: dict[str, Any]) -> Any:
+    return kwargs.get("cache") if kwargs.get("cache") is not None else kwargs.get("past_key_values")
+
+
+def long_generation(model: Any, tok: Any, name: str, new_tokens: int, num_items: int, length: int) -> dict[str, Any]:
+    from windowkv import Policy
+    from windowkv.eval.examples import render_prompt
+    from windowkv.eval.long_answer import list_records_example
+    from windowkv.eval.metrics import score_example
+
+    example = list_records_example(tok, length, num_items=num_items, max_new_tokens=new_tokens)
+    ids = tok(render_prompt(tok, example), return_tensors="pt", add_special_tokens=False)["input_ids"]
+    policy = Policy.from_config({"name": name, **LONG_POLICIES[name]})
+    peak = [0]
+
+    def after_forward(module, args, kwargs, output):
+        peak[0] = max(peak[0], kv_bytes(output.past_key_values))
+
+    started = time.time()
+    with policy.apply(model, tok):
+        hook = model.register_forward_hook(after_forward, with_kwargs=True)
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
+                             min_new_tokens=new_tokens, do_sample=False, return_dict_in_generate=True)
+        hook.remove()
+    prediction = tok.decode(out.sequences[0, ids.shape[1]:], skip_special_tokens=True)
+    scores = score_example(example, prediction)
+    return {"command": "long", "policy": name, "config": policy.to_config(), "prompt_tokens": ids.shape[1],
+            "new_tokens": out.sequences.shape[1] - ids.shape[1], "peak_kv_bytes": peak[0],
+            "final_kv_bytes": kv_bytes(out.past_key_values), "scores": scores, "seconds": round(time.time() - started, 1),
+            "prediction_head": prediction[:300]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    long = sub.add_parser("long")
+    long.add_argument("out")
+    long.add_argument("--policy", action="append", choices=sorted(LONG_POLICIES))
+    long.add_argument("--new-tokens", type=int, default=2000)
+    long.add_argument("--num-items", type=int, default=140)
+    long.add_argument("--length", type=int, default=2200)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    from windowkv.models import load_model
+
+    model, tok = load_model()
+    if args.command == "long":
+        for name in args.policy or list(LONG_POLICIES):
+            row = long_generation(model, tok, name, args.new_tokens, args.num_items, args.length)
+            with open(args.out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(json.dumps({k: row[k] for k in ("policy", "peak_kv_bytes", "scores", "seconds")}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
