@@ -7,7 +7,7 @@ Each sub-command runs the embedded model (SmolLM2-135M-Instruct) and appends JSO
     python benchmarks/lifecycle_report.py multiturn OUT.jsonl --policy windowkv --budget 0.25
     python benchmarks/lifecycle_report.py table OUT.jsonl
 
-``long``: one ``long/list_records`` example (140 records, ~2,100 prompt tokens), exactly 2,000 generated
+``long``: one ``long/list_records`` example (140 records, ~2,400 prompt tokens), exactly 2,000 generated
 tokens (EOS suppressed); the row has the peak KV bytes held over the generation (read from the cache
 tensors after every forward), the final bytes and the record recall.
 """
@@ -82,7 +82,7 @@ def main() -> None:
     long.add_argument("--policy", action="append", choices=sorted(LONG_POLICIES))
     long.add_argument("--new-tokens", type=int, default=2000)
     long.add_argument("--num-items", type=int, default=140)
-    long.add_argument("--length", type=int, default=2200)
+    long.add_argument("--length", type=int, default=2400)
     args = parser.parse_args()
     torch.set_num_threads(1)
     from windowkv.models import load_model

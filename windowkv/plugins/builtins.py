@@ -22,6 +22,7 @@ from windowkv.scorers import (
     SuffixAttentionScorer,
 )
 from windowkv.selectors import (
+    DBudgetSelector,
     HeadwiseTopKSelector,
     SinksRecentSelector,
     TokenTopKSelector,
@@ -45,7 +46,8 @@ def windowkv_register_classifiers():
 
 @hookimpl
 def windowkv_register_selectors():
-    return [WindowAverageSelector, WindowMaxSelector, TokenTopKSelector, SinksRecentSelector, HeadwiseTopKSelector]
+    return [WindowAverageSelector, WindowMaxSelector, TokenTopKSelector, SinksRecentSelector, HeadwiseTopKSelector,
+            DBudgetSelector]
 
 
 @hookimpl

@@ -114,6 +114,15 @@ BASELINE_PRESETS = (
         ("baseline", "decode"),
     ),
     Preset(
+        "dbudgetkv",
+        single_profile(SNAPKV_SCORER, {"type": "dbudget", "norm_ratio": 0.99, "norm": "fro", "heads": "shared"}, 32),
+        "Budget decided per prompt, layer and row: prune the lowest-scored tokens until the kept scores would "
+        "hold less than 99% of the full norm; the policy's budget is only a ceiling.",
+        "Ni et al., DBudgetKV: Dynamic Budget in KV Cache Compression for Ensuring Optimal Performance, "
+        "arXiv 2502.16886 (2025)",
+        ("baseline", "dynamic-budget"),
+    ),
+    Preset(
         "windowkv_fixed_profile",
         windowkv_variant(classifier={"type": "fixed", "label": "qa"}),
         "WindowKV ablation: no task classifier, every prompt gets the QA profile (window max, s=32).",
