@@ -30,6 +30,8 @@ from windowkv.errors import UnknownComponentError
 from windowkv.eval.examples import Example
 from windowkv.eval.long_answer import TASK as LIST_RECORDS_TASK
 from windowkv.eval.long_answer import list_records_examples
+from windowkv.eval.multiturn import TASK as SCBENCH_KV_TASK
+from windowkv.eval.multiturn import kv_examples
 from windowkv.eval.longbench import LONGBENCH_DATASETS, LONGBENCH_E_DATASETS, longbench_examples
 from windowkv.eval.needle import DEFAULT_DEPTHS, DEFAULT_LENGTHS, needle_examples
 from windowkv.eval.ruler import RULER_TASKS, ruler_examples
@@ -94,10 +96,19 @@ def _list_records(common: dict[str, Any], **options: Any) -> list[Example]:
                                  samples=common["num_examples"], seed=common["seed"], **options)
 
 
+def _scbench_kv(common: dict[str, Any], **options: Any) -> list[Example]:
+    examples = kv_examples(common["tokenizer"], common["lengths"] or DEFAULT_RULER_LENGTHS,
+                           samples=common["num_examples"], seed=common["seed"], **options)
+    return [single for e in examples for single in e.as_single_turn()]
+
+
 def _registry() -> dict[str, Task]:
     tasks = {"needle": Task("needle", "needle in a haystack over lengths x depths (exact match, Rouge-1)", _needle)}
     tasks[LIST_RECORDS_TASK] = Task(LIST_RECORDS_TASK, "long answer: copy every record of the context in order "
                                     "(exact record recall; num_items=..., 14 new tokens per record)", _list_records)
+    tasks[SCBENCH_KV_TASK] = Task(SCBENCH_KV_TASK, "SCBench-style keys in one context, one question per turn "
+                                  "(retrieval, multi-hop, aggregation); here query-aware, `windowkv multiturn` "
+                                  "for one compressed context", _scbench_kv)
     for name, build in RULER_TASKS.items():
         doc = (build.__doc__ or name).strip().splitlines()[0]
         tasks[f"ruler/{name}"] = Task(f"ruler/{name}", doc, _ruler(name))

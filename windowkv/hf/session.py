@@ -29,6 +29,17 @@ from windowkv.cache import CompressedLayer
 from windowkv.errors import WindowKVError
 
 
+def cache_nbytes(cache: Any) -> int:
+    """Key/value bytes a transformers cache holds, read from its tensors (compressed layers count their own)."""
+    total = 0
+    for layer in getattr(cache, "layers", ()) if cache is not None else ():
+        if isinstance(layer, CompressedLayer):
+            total += layer.kv_nbytes()
+        elif getattr(layer, "keys", None) is not None:
+            total += sum(t.numel() * t.element_size() for t in (layer.keys, layer.values))
+    return total
+
+
 def _owner_name(owner: Any) -> str:
     try:
         return repr(json.loads(owner[1]).get("name"))
@@ -107,16 +118,8 @@ class Session:
         return answer
 
     def kv_nbytes(self) -> int:
-        """Key/value bytes the session's cache holds (read from its tensors)."""
-        if self.cache is None:
-            return 0
-        total = 0
-        for layer in self.cache.layers:
-            if isinstance(layer, CompressedLayer):
-                total += layer.kv_nbytes()
-            elif getattr(layer, "keys", None) is not None:
-                total += layer.keys.numel() * layer.keys.element_size() * 2
-        return total
+        """Key/value bytes the session's cache holds (read from its tensors; 0 once closed)."""
+        return cache_nbytes(self.cache)
 
     def close(self) -> None:
         """Free the cache and remove the policy's hooks from the model; later turns are refused."""
