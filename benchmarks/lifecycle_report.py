@@ -3,9 +3,10 @@
 Each sub-command runs the embedded model (SmolLM2-135M-Instruct) and appends JSON lines to its output:
 
     python benchmarks/lifecycle_report.py long OUT.jsonl --policy full --policy rkv512 --policy corm496
-    python benchmarks/lifecycle_report.py dbudget OUT.jsonl
-    python benchmarks/lifecycle_report.py multiturn OUT.jsonl --policy windowkv --budget 0.25
-    python benchmarks/lifecycle_report.py table OUT.jsonl
+    python benchmarks/lifecycle_report.py table --long OUT.jsonl --runs RUN_DIR ... --multiturn ROWS.jsonl
+
+(DBudgetKV and multi-turn rows come from ``windowkv compare`` and ``windowkv multiturn``; ``table`` prints
+the report's Markdown tables from them.)
 
 ``long``: one ``long/list_records`` example (140 records, ~2,400 prompt tokens), exactly 2,000 generated
 tokens (EOS suppressed); the row has the peak KV bytes held over the generation (read from the cache
@@ -74,6 +75,56 @@ def long_generation(model: Any, tok: Any, name: str, new_tokens: int, num_items:
             "prediction_head": prediction[:300]}
 
 
+def _rows(path: str) -> list[dict[str, Any]]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def markdown_tables(long: list[str], runs: list[str], multiturn: list[str]) -> str:
+    """The report's tables from the rows the commands wrote."""
+    out: list[str] = []
+    if long:
+        out += ["| policy | new tokens | peak KV MiB | final KV MiB | record recall | exact list |",
+                "|---|---|---|---|---|---|"]
+        for path in long:
+            for r in _rows(path):
+                out.append(f"| {r['policy']} | {r['new_tokens']} | {r['peak_kv_bytes'] / 2**20:.1f} | "
+                           f"{r['final_kv_bytes'] / 2**20:.1f} | {r['scores']['list_recall']:.2f} | "
+                           f"{r['scores']['list_exact']:.0f} |")
+        out.append("")
+    if runs:
+        out += ["| task family | policy | budget | chosen review kept | kept review tokens / layer | score | n |",
+                "|---|---|---|---|---|---|---|"]
+        groups: dict[tuple, list[dict[str, Any]]] = {}
+        for run in runs:
+            for r in _rows(f"{run}/results.jsonl"):
+                if r.get("skipped"):
+                    continue
+                family = r["task"].split("/")[0] if r["task"].startswith("needle") else r["task"]
+                groups.setdefault((family, r["policy"], r["budget"]), []).append(r)
+        for (family, policy, budget), rows in sorted(groups.items()):
+            n = len(rows)
+            out.append(f"| {family} | {policy} | {budget} | "
+                       f"{sum(r['kept_review_fraction'] for r in rows) / n:.1%} | "
+                       f"{sum(r.get('kept_review_tokens', 0.0) for r in rows) / n:.0f} | "
+                       f"{sum(r['score'] for r in rows) / n:.2f} | {n} |")
+        out.append("")
+    if multiturn:
+        from windowkv.eval.multiturn import summary_table
+
+        rows = [r for path in multiturn for r in _rows(path)]
+        out += ["| policy | budget | mode | turn | score | KV MiB after the turn |", "|---|---|---|---|---|---|"]
+        for r in sorted(rows, key=lambda r: (r["policy"], r["budget"], r["mode"], r["turn"])):
+            out.append(f"| {r['policy']} | {r['budget']} | {r['mode']} | {r['turn']} ({r['kind']}) | "
+                       f"{r['score']:.2f} | {r['kv_bytes'] / 2**20:.1f} |")
+        out.append("")
+        out += ["| policy | budget | mode | mean over turns | n |", "|---|---|---|---|---|"]
+        for r in summary_table(rows):
+            if r["turns"] == "all turns":
+                out.append(f"| {r['policy']} | {r['budget']} | {r['mode']} | {r['score']:.2f} | {r['n']} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,7 +134,15 @@ def main() -> None:
     long.add_argument("--new-tokens", type=int, default=2000)
     long.add_argument("--num-items", type=int, default=140)
     long.add_argument("--length", type=int, default=2400)
+    table = sub.add_parser("table", help="Markdown tables of finished rows: long JSONL files, run directories "
+                           "of `windowkv compare` (DBudgetKV), multiturn JSONL files")
+    table.add_argument("--long", nargs="*", default=[])
+    table.add_argument("--runs", nargs="*", default=[])
+    table.add_argument("--multiturn", nargs="*", default=[])
     args = parser.parse_args()
+    if args.command == "table":
+        print(markdown_tables(args.long, args.runs, args.multiturn))
+        return
     torch.set_num_threads(1)
     from windowkv.models import load_model
 
