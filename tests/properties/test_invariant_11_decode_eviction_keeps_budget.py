@@ -32,7 +32,7 @@ def _layer(lengths, prompt, appended, heads, window, seed, slots=None):
     return layer
 
 
-@examples(300)
+@examples(1000)
 @given(lengths=st.lists(st.integers(1, 40), min_size=1, max_size=3), appended=st.integers(1, 12),
        heads=st.sampled_from([1, 2]), window=st.integers(1, 4), suffix=st.integers(1, 6),
        extra=st.integers(0, 30), reduce=st.sampled_from(["sum", "max"]),
