@@ -410,6 +410,10 @@ def render_config() -> str:
             value = "`{LABEL: {selector: {type: NAME, ...}, suffix_size: INT}}`"
             default = ", ".join(f"`{label}`: `{flow(p['selector'])}`, s = {p['suffix_size']}"
                                 for label, p in defaults["profiles"].items())
+        elif key not in defaults:  # an optional section such as decode: left out unless given
+            value = ("mapping: " + ", ".join(f"`{k}`" for k in _section_keys(schema, prop))
+                     if _section_keys(schema, prop) else schema_type(prop))
+            default = "`null` (left out)"
         else:
             value = schema_type(prop)
             default = f"`{defaults[key]}`"
@@ -443,6 +447,15 @@ def render_config() -> str:
             '??? note "JSON schema of a policy configuration"', "    ```json",
             textwrap.indent(json.dumps(schema, indent=2), "    "), "    ```"]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _section_keys(schema: dict, prop: dict) -> list[str]:
+    """The keys of an optional nested section (``anyOf: [{$ref}, null]``) of the policy schema."""
+    for option in prop.get("anyOf", []):
+        ref = option.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return list(schema.get("$defs", {}).get(ref.split("/")[-1], {}).get("properties", {}))
+    return []
 
 
 # ---------------------------------------------------------------------------------------------------

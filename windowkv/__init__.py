@@ -25,6 +25,14 @@ from windowkv.run import CompressionRun, LayerInputs, LayerSelection, TaskPredic
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    if name == "Session":  # imports transformers: loaded on first use
+        from windowkv.hf.session import Session
+
+        return Session
+    raise AttributeError(f"module 'windowkv' has no attribute {name!r}")
+
 __all__ = [
     "Budget",
     "Component",
@@ -39,6 +47,7 @@ __all__ = [
     "PluginLoadWarning",
     "Preset",
     "Profile",
+    "Session",
     "TaskPrediction",
     "UnknownComponentError",
     "UnsupportedModelError",

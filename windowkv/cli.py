@@ -395,6 +395,49 @@ def compare(
 
 
 @app.command()
+def multiturn(
+    policy: PoliciesOpt = None,
+    budget: BudgetsOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
+    attn: AttnOpt = "sdpa",
+    seed: GenSeedOpt = 0,
+    out_dir: OutOpt = None,
+    lengths: LengthsOpt = None,
+    num_examples: NumOpt = 1,
+    num_keys: Annotated[int, typer.Option("--num-keys", min=2, help="Keys hidden in each context.")] = 4,
+    mode: Annotated[Optional[list[str]], typer.Option(
+        "--mode", help="agnostic (one compressed context, questions appended turn by turn) and/or aware (each "
+        "question inside its own compressed prompt). Default: both.")] = None,
+    threads: ThreadsOpt = None,
+) -> None:
+    """SCBench-style multi-turn task (scbench/kv): per-turn scores, query-agnostic vs query-aware."""
+    from rich.table import Table
+
+    from windowkv.eval.multiturn import kv_examples, run_multiturn, summary_table
+    from windowkv.eval.variants import make_variants
+
+    with _user_errors():
+        variants = make_variants(policy or ["full", "windowkv"], budget or ["0.25"])
+        length_values = _split(lengths, int) or [1024]
+        modes = mode or ["agnostic", "aware"]
+        m, tok, _ = _load(model, device, dtype, attn, None, threads)
+        examples = kv_examples(tok, length_values, samples=num_examples, seed=seed, num_keys=num_keys)
+        target = (out_dir or Path("runs") / "multiturn-scbench_kv") / "results.jsonl"
+        err.print(f"{len(examples)} contexts x {len(examples[0].turns)} turns x {len(variants)} policy/budget "
+                  f"pairs x {len(modes)} modes -> {target}")
+        rows = run_multiturn(m, tok, examples, variants, target, modes=modes, progress=lambda text: err.print(text))
+    table = Table(title="scbench/kv: mean string_match_all per turn", header_style="bold")
+    for column in ("policy", "budget", "mode", "turns", "n", "score"):
+        table.add_column(column)
+    for r in summary_table(rows):
+        table.add_row(r["policy"], str(r["budget"]), r["mode"], r["turns"], str(r["n"]), f"{r['score']:.2f}")
+    out.print(table)
+    out.print(f"rows: {target}")
+
+
+@app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (holding results.jsonl).")],
     markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table.")] = False,

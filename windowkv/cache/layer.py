@@ -267,9 +267,10 @@ class CompressedLayer(DynamicLayer):
         self.recent_queries = recent[:, :, -self.query_window:].detach()
         self.scaling = scaling
 
-    def recent_attention(self) -> Tensor:
+    def recent_attention(self, reduce: str = "sum") -> Tensor:
         """``[B, H_kv, K]`` float32: attention of the recent queries to every physical slot, summed over the
-        queries and averaged over each KV head's query heads (a slot a query could not see gets 0).
+        queries (``reduce="max"``: its maximum over them, CORM) and averaged over each KV head's query heads
+        (a slot a query could not see gets 0).
 
         Raises:
             WindowKVError: no queries were recorded (set :attr:`query_window` > 0 before decoding).
@@ -287,7 +288,10 @@ class CompressedLayer(DynamicLayer):
         query_pos = torch.arange(self.logical_length - w, self.logical_length, device=positions.device)
         seen = valid[:, :, None, :] & (positions[:, :, None, :] <= query_pos[None, None, :, None])  # [B,H,w,K]
         logits = logits.masked_fill(~seen[:, :, None], float("-inf"))
-        return logits.softmax(-1).nan_to_num(0.0).sum(-2).mean(2)
+        weights = logits.softmax(-1).nan_to_num(0.0)
+        if reduce not in ("sum", "max"):
+            raise ValueError(f"reduce must be 'sum' or 'max' (got {reduce!r})")
+        return (weights.sum(-2) if reduce == "sum" else weights.amax(-2)).mean(2)
 
     def retain(self, index: Tensor, valid: Tensor) -> None:
         """Keep only the physical slots ``index`` ``[B, H, K']`` (``H`` 1 or ``H_kv``; ``valid`` marks real

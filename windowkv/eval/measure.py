@@ -269,6 +269,8 @@ def cache_stats(gen: Generation, info: ModelInfo) -> dict[str, Any]:
         "full_tokens": full,
         "kept_fraction": kept / full if full else 1.0,
         "kept_review_fraction": kept_review / (review * layers) if review > 0 else 1.0,
+        # the review budget actually used (chosen per prompt by dynamic-budget selectors such as dbudget)
+        "kept_review_tokens": kept_review / layers if layers else 0.0,
         "suffix_size": gen.suffix_size,
         "kept_per_layer": gen.kept_per_layer,
         "kv_bytes_kept": gen.kv_nbytes if gen.kv_nbytes is not None else kept * info.bytes_per_token_layer,

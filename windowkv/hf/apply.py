@@ -143,6 +143,8 @@ class CompressionHandle:
                 raise ConfigError([("budget", str(exc))]) from None
         #: who compressed a cache: a continuation by another model or policy is refused
         self.owner = (id(model), json.dumps(policy.to_config(), sort_keys=True, default=str))
+        #: decode-time compression: layers keep the prompt's last queries to score the first eviction
+        self._seeds_queries = bool(getattr(policy, "keeps_compressed_layers", False)) and policy.recent_query_window > 0
         self.last_run: CompressionRun | None = None
         self._states: weakref.WeakKeyDictionary[Any, _CacheState] = weakref.WeakKeyDictionary()
         self._pending_ids: Tensor | None = None
@@ -254,7 +256,7 @@ class CompressionHandle:
                 self._start_run(cache, hidden, kwargs.get("attention_mask"))
             state = self._states.get(cache)
             if state is not None and (state.run.layer_compresses(idx) or state.run.layer_needs_scores(idx)
-                                      or self.policy.channel_pruner is not None):
+                                      or self.policy.channel_pruner is not None or self._seeds_queries):
                 state.prefill_inputs[idx] = (hidden, kwargs["position_embeddings"])
         return None
 
@@ -291,7 +293,8 @@ class CompressionHandle:
         if project is not None:
             selection = self.policy.select_layer(state.run, idx, layer.keys, layer.values, key_valid, project,
                                                  module.scaling, module.num_key_value_groups)
-        if not state.run.active and self.policy.quantizer is None and self.policy.channel_pruner is None:
+        if (not state.run.active and self.policy.quantizer is None and self.policy.channel_pruner is None
+                and not getattr(self.policy, "keeps_compressed_layers", False)):
             return  # nothing is evicted anywhere: the model's own cache and masks stay
         sliding = getattr(layer, "sliding_window", None) if getattr(layer, "is_sliding", False) else None
         suffix = max(g.suffix_size for g in state.run.groups)
@@ -301,6 +304,9 @@ class CompressionHandle:
         if selection is not None:
             state.run.selections[idx] = selection
         compressed.query_window = self.policy.recent_query_window
+        if self._seeds_queries and project is not None:  # the prompt's last queries score the first eviction
+            length = layer.keys.shape[-2]
+            compressed.record_queries(project(max(length - compressed.query_window, 0), length), module.scaling)
         cache.layers[idx] = compressed
 
     # ------------------------------------------------------------------ runs

@@ -22,6 +22,7 @@ from windowkv.scorers import (
     SuffixAttentionScorer,
 )
 from windowkv.selectors import (
+    DBudgetSelector,
     HeadwiseTopKSelector,
     SinksRecentSelector,
     TokenTopKSelector,
@@ -47,7 +48,7 @@ def windowkv_register_classifiers():
 @hookimpl
 def windowkv_register_selectors():
     return [WindowAverageSelector, WindowMaxSelector, TokenTopKSelector, SinksRecentSelector, HeadwiseTopKSelector,
-            WindowMarginSelector]
+            WindowMarginSelector, DBudgetSelector]
 
 
 @hookimpl
@@ -87,9 +88,16 @@ def windowkv_register_policies():
 
 @hookimpl
 def windowkv_register_tasks():
-    from windowkv.eval.tasks import LONGBENCH_TASK_CLASSES, RULER_TASK_CLASSES, NeedleProseTask, NeedleTask
+    from windowkv.eval.tasks import (
+        LONGBENCH_TASK_CLASSES,
+        RULER_TASK_CLASSES,
+        ListRecordsTask,
+        NeedleProseTask,
+        NeedleTask,
+        ScbenchKvTask,
+    )
 
-    return [NeedleTask, NeedleProseTask, *RULER_TASK_CLASSES, *LONGBENCH_TASK_CLASSES]
+    return [NeedleTask, NeedleProseTask, *RULER_TASK_CLASSES, *LONGBENCH_TASK_CLASSES, ListRecordsTask, ScbenchKvTask]
 
 
 @hookimpl

@@ -104,6 +104,25 @@ BASELINE_PRESETS = (
         ("baseline",),
     ),
     Preset(
+        "corm",
+        {**single_profile({"type": "suffix_attention"}, TOKEN_TOPK, 16),
+         "decode": {"interval": 1, "window": 16, "reduce": "max", "heads": "per_kv_head"}},
+        "Keeps the keys recent queries attended to, evicting at every decode step to budget + suffix slots "
+        "per KV head (the last 16 queries score; a key stays if any of them attended to it).",
+        "Dai et al., CORM: Cache Optimization with Recent Message for Large Language Model Inference, "
+        "arXiv 2404.15949 (2024)",
+        ("baseline", "decode"),
+    ),
+    Preset(
+        "dbudgetkv",
+        single_profile(SNAPKV_SCORER, {"type": "dbudget", "norm_ratio": 0.99, "norm": "fro", "heads": "shared"}, 32),
+        "Budget decided per prompt, layer and row: prune the lowest-scored tokens until the kept scores would "
+        "hold less than 99% of the full norm; the policy's budget is only a ceiling.",
+        "Ni et al., DBudgetKV: Dynamic Budget in KV Cache Compression for Ensuring Optimal Performance, "
+        "arXiv 2502.16886 (2025)",
+        ("baseline", "dynamic-budget"),
+    ),
+    Preset(
         "windowkv_fixed_profile",
         windowkv_variant(classifier={"type": "fixed", "label": "qa"}),
         "WindowKV ablation: no task classifier, every prompt gets the QA profile (window max, s=32).",

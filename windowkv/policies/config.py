@@ -38,6 +38,7 @@ from windowkv.component import NAME_PATTERN, Component, allowed_fields, pydantic
 from windowkv.component import nested_errors as errors
 from windowkv.errors import ConfigError, UnknownComponentError
 from windowkv.mergers import Merger
+from windowkv.policies.decode import DecodeCompression, budget_error
 from windowkv.policies.presets import merge_config, paper_defaults, resolve_preset
 from windowkv.quantizers import Quantizer
 from windowkv.scorers import Scorer
@@ -186,6 +187,8 @@ class PolicyConfig(BaseModel):
         merger: what happens to evicted tokens (default ``None``: they are dropped).
         quantizer: how kept slots are stored (default ``None``: in the model's dtype).
         channel_pruner: which key channels are kept (default ``None``: all).
+        decode: compression while decoding (default ``None``: generated tokens are all kept); see
+            :mod:`windowkv.policies.decode`.
         name: a name for tables and result files.
     """
 
@@ -201,6 +204,8 @@ class PolicyConfig(BaseModel):
     merger: Optional[component("merger", Merger)] = None
     quantizer: Optional[component("quantizer", Quantizer)] = None
     channel_pruner: Optional[component("channel_pruner", ChannelPruner)] = None
+    decode: Optional[DecodeCompression] = Field(None, description="Compression while decoding (R-KV budget + "
+                                                "buffer, CORM); null: generated tokens are all kept.")
 
     @model_validator(mode="before")
     @classmethod
@@ -217,10 +222,29 @@ class PolicyConfig(BaseModel):
                            f"profiles: {sorted(self.profiles)}")])
         return self
 
+    @model_validator(mode="after")
+    def _decode_budget_fits(self) -> PolicyConfig:
+        if self.decode is not None:
+            reason = budget_error(self.decode, self.budget, self.max_suffix_size())
+            if reason:
+                raise errors([("decode.budget", reason)])
+        return self
+
+    def max_suffix_size(self) -> int:
+        """The largest suffix over the profiles (tokens never evicted at the end of a prompt)."""
+        return max(p.suffix_size for p in self.profiles.values())
+
+    def decode_budgets(self, lengths: list[int]) -> list[int]:
+        """Slots per layer and KV head each row keeps while decoding (rows of prompt ``lengths`` tokens);
+        see :meth:`windowkv.policies.decode.DecodeCompression.row_budgets`."""
+        if self.decode is None:
+            raise ValueError("this policy does not compress while decoding (decode is null)")
+        return self.decode.row_budgets(self.budget, self.max_suffix_size(), lengths)
+
     def to_config(self) -> dict[str, Any]:
         """The complete, normalised description (``model_dump``; unset optional stages left out)."""
         config = self.model_dump(mode="json")
-        for key in OPTIONAL_STAGES:
+        for key in (*OPTIONAL_STAGES, "decode"):
             if config.get(key) is None:
                 config.pop(key, None)
         return config

@@ -7,7 +7,7 @@ positions the layer keeps. :meth:`Policy.apply` hands it to the transformers int
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
 from pydantic import ValidationError
@@ -228,24 +228,43 @@ class Policy(PolicyConfig):
 
     # ------------------------------------------------------------------ lifecycle hooks
 
-    #: call :meth:`on_decode_step` every this many decode steps (``None``: never)
-    decode_interval: ClassVar[int | None] = None
-    #: compressed layers keep the queries of this many last tokens for decode-time re-scoring
-    #: (:meth:`windowkv.cache.CompressedLayer.recent_attention`); 0 keeps none
-    recent_query_window: ClassVar[int] = 0
+    @property
+    def decode_interval(self) -> int | None:
+        """Call :meth:`on_decode_step` every this many decode steps (``None``: never).
+
+        ``decode.interval`` when the policy compresses while decoding; a subclass may set a class attribute.
+        """
+        return self.decode.interval if self.decode is not None else None
+
+    @property
+    def recent_query_window(self) -> int:
+        """Compressed layers keep the queries of this many last tokens for decode-time re-scoring
+        (:meth:`windowkv.cache.CompressedLayer.recent_attention`); 0 keeps none. ``decode.window`` when
+        the policy compresses while decoding; a subclass may set a class attribute."""
+        return self.decode.window if self.decode is not None else 0
+
+    @property
+    def keeps_compressed_layers(self) -> bool:
+        """Whether the cache must become compressed layers even when the prefill evicts nothing (decoding
+        evicts later)."""
+        return self.decode is not None
 
     def on_prefill_end(self, run: CompressionRun, cache: Any) -> None:
-        """After the prefill compressed every layer of ``cache`` (a transformers ``Cache``). No-op.
+        """After the prefill compressed every layer of ``cache`` (a transformers ``Cache``).
 
         ``cache.layers[l]`` is a :class:`~windowkv.cache.CompressedLayer` for each layer of an active run.
+        With ``decode``, the prompt is evicted to the decode budget; otherwise a no-op.
         """
+        self._evict_to_decode_budget(run, cache)
 
     def on_decode_step(self, run: CompressionRun | None, cache: Any, step: int) -> None:
         """Every :attr:`decode_interval` decode steps, before the step's forward (``step`` counts from 1).
 
         Decode-time eviction re-scores ``cache``'s layers here. ``run`` is ``None`` for a cache this
-        handle did not prefill (a deep copy). No-op.
+        handle did not prefill (a deep copy). With ``decode``, every layer is evicted back to the decode
+        budget (:mod:`windowkv.policies.decode`); otherwise a no-op.
         """
+        self._evict_to_decode_budget(run, cache)
 
     def on_new_turn(self, run: CompressionRun | None, cache: Any, num_new_tokens: int) -> None:
         """Before ``num_new_tokens`` (> 1) new tokens are appended to an already compressed ``cache``
@@ -254,6 +273,19 @@ class Policy(PolicyConfig):
     def on_request_end(self, run: CompressionRun | None, cache: Any) -> None:
         """When a ``model.generate`` call that used ``cache`` returns (or on
         :meth:`CompressionHandle.end_request`). No-op."""
+
+    def _evict_to_decode_budget(self, run: CompressionRun | None, cache: Any) -> None:
+        if self.decode is None:
+            return
+        from windowkv.cache import CompressedLayer
+        from windowkv.policies.decode import evict_cache
+
+        layers = [layer for layer in getattr(cache, "layers", ()) if isinstance(layer, CompressedLayer)]
+        if not layers:
+            return
+        # a cache this handle did not prefill (a deep copy) has no run: rows count as the padded prompt
+        lengths = run.lengths if run is not None else [layers[0].prompt_length] * layers[0].positions.shape[0]
+        evict_cache(self.decode, cache, self.decode_budgets(lengths), self.max_suffix_size())
 
     # ------------------------------------------------------------------ models
 

@@ -1,6 +1,7 @@
 """Selectors: token scores + per-row budgets -> kept review tokens."""
 
 from windowkv.selectors.base import Selector
+from windowkv.selectors.dbudget import DBudgetSelector
 from windowkv.selectors.headwise_topk import HeadwiseTopKSelector
 from windowkv.selectors.sinks_recent import SinksRecentSelector
 from windowkv.selectors.token_topk import TokenTopKSelector
@@ -18,4 +19,5 @@ __all__ = [
     "TokenTopKSelector",
     "SinksRecentSelector",
     "HeadwiseTopKSelector",
+    "DBudgetSelector",
 ]

@@ -19,6 +19,8 @@ DESCRIPTIONS = {
     "retrieval_zh_score": "LongBench: as retrieval_score, for '段落N' answers",
     "count_score": "LongBench: share of the numbers in the prediction equal to the gold count",
     "code_sim_score": "LongBench: fuzzy ratio of the first code line to the gold line",
+    "list_recall": "long answers: the share of the gold records found in the reply, in order",
+    "list_exact": "long answers: 1 if the reply lists exactly the gold records in order",
 }
 
 #: the built-in metric classes, one per entry of :data:`windowkv.eval.metrics.functions.METRICS`

@@ -36,6 +36,8 @@ import string
 from collections import Counter
 from typing import Any, Callable, Iterable, Sequence
 
+from windowkv.eval import long_answer as _long_answer
+
 MetricFunction = Callable[..., float]
 HAS_JIEBA = importlib.util.find_spec("jieba") is not None
 _ZH_PUNCTUATION = "！？｡。＂＃＄％＆＇（）＊＋，－／：；＜＝＞＠［＼］＾＿｀｛｜｝～｟｠｢｣､、〃》「」『』【】〔〕〖〗〘〙〚〛〜〝〞〟〰〾〿–—‘’‛“”„‟…‧﹏."
@@ -254,6 +256,8 @@ METRICS: dict[str, MetricFunction] = {
     "retrieval_zh_score": best_of(retrieval_zh_one),
     "count_score": best_of(count_one),
     "code_sim_score": best_of(code_sim_one),
+    "list_recall": _long_answer.list_recall,
+    "list_exact": _long_answer.list_exact,
 }
 
 

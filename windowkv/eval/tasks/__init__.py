@@ -25,6 +25,7 @@ from windowkv.errors import ConfigError, UnknownComponentError, WindowKVError
 from windowkv.eval.examples import Example
 from windowkv.eval.tasks.base import RUN_SETTINGS, Task, TaskBuildError
 from windowkv.eval.tasks.longbench import LONGBENCH_TASK_CLASSES, LongBenchTask, longbench_task
+from windowkv.eval.tasks.lifecycle import ListRecordsTask, ScbenchKvTask
 from windowkv.eval.tasks.needle import NeedleTask
 from windowkv.eval.tasks.needle_prose import NeedleProseTask
 from windowkv.eval.tasks.ruler import DEFAULT_RULER_LENGTHS, RULER_TASK_CLASSES, RulerTask
@@ -244,7 +245,7 @@ def _failure(name: str, provider: str, exc: BaseException) -> TaskFailure:
 
 __all__ = [
     "DEFAULT_RULER_LENGTHS", "LONGBENCH_TASK_CLASSES", "RULER_TASK_CLASSES", "RUN_SETTINGS", "TASKS",
-    "BuiltExamples", "LongBenchTask", "NeedleProseTask", "NeedleTask", "RulerTask", "Task", "TaskBuildError", "TaskFailure",
+    "BuiltExamples", "ListRecordsTask", "LongBenchTask", "NeedleProseTask", "NeedleTask", "RulerTask", "ScbenchKvTask", "Task", "TaskBuildError", "TaskFailure",
     "TaskFailureWarning", "build_examples", "build_task_examples", "expand_tasks", "get_task", "longbench_task",
     "resolve_tasks", "task_names",
 ]
