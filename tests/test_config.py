@@ -444,3 +444,29 @@ def test_a_stage_that_cannot_serve_the_policy_is_an_error_naming_both():
     with pytest.raises(ConfigError, match="head_dim 48 is not a multiple of group_size 32"):
         Policy(64, quantizer="uniform").check_stages(head_dim=48)
     Policy(64).check_stages(head_dim=48)  # no stage, nothing to check
+
+
+def test_profile_budget_scale_scales_that_labels_budget_only():
+    config = {"preset": "windowkv", "budget": 100, "classifier": {"type": "fixed", "label": "qa"},
+              "profiles": {"other": {"selector": {"type": "window_average", "window_size": 8},
+                                     "suffix_size": 16, "budget_scale": 0.5}}}
+    policy = Policy.from_config(config)
+    qa = policy.start_run([1000], 1000, 4, task="qa").groups[0]
+    other = policy.start_run([1000], 1000, 4, task="other").groups[0]
+    assert sum(b[0] for b in qa.budgets) == 4 * 100
+    assert sum(b[0] for b in other.budgets) == 4 * 50
+    # a scale past the whole review keeps everything, never more than the prompt
+    bigger = Policy.from_config({**config, "profiles": {"other": {**config["profiles"]["other"], "budget_scale": 40}}})
+    run = bigger.start_run([1000], 1000, 4, task="other")
+    assert [b[0] for b in run.groups[0].budgets] == [1000 - 16] * 4
+
+
+def test_profile_budget_scale_must_be_positive_and_unit_scale_is_left_out_of_configs():
+    with pytest.raises(ConfigError, match=r"profiles\.qa\.budget_scale"):
+        Policy.from_config({"preset": "windowkv", "budget": 0.2, "profiles": {"qa": {"budget_scale": 0}}})
+    config = Policy.from_preset("windowkv", budget=0.2).to_config()
+    assert all("budget_scale" not in p for p in config["profiles"].values())
+    scaled = Policy.from_config({**config, "profiles": {**config["profiles"], "other": {
+        **config["profiles"]["other"], "budget_scale": 0.5}}})
+    assert scaled.to_config()["profiles"]["other"]["budget_scale"] == 0.5
+    assert Policy.from_config(scaled.to_config()) == scaled

@@ -151,6 +151,8 @@ class Profile(BaseModel):
     Attributes:
         selector: picks the kept review tokens.
         suffix_size: ``s``, last prompt tokens always kept and whose queries score the rest.
+        budget_scale: multiplies the policy's budget for prompts of this label (e.g. 0.5 gives
+            summaries half the review tokens of the policy's budget); capped at the whole review.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -158,6 +160,9 @@ class Profile(BaseModel):
     selector: component("selector", Selector) = Field(description="Picks the kept review tokens.")
     suffix_size: int = Field(32, ge=1, strict=True, description="s: last prompt tokens always kept; their "
                              "queries score the rest.")
+    budget_scale: float = Field(1.0, gt=0, allow_inf_nan=False,
+                                description="Multiplies the policy's budget for prompts of this label "
+                                "(capped at the whole review).")
 
     def __init__(self, selector: Any = None, suffix_size: Any = None, /, **data: Any) -> None:
         if selector is not None:
@@ -169,7 +174,7 @@ class Profile(BaseModel):
     __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]  # validation does not call it
 
     def to_config(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        return _without_unit_scale(self.model_dump(mode="json"))
 
 
 class PolicyConfig(BaseModel):
@@ -244,10 +249,19 @@ class PolicyConfig(BaseModel):
     def to_config(self) -> dict[str, Any]:
         """The complete, normalised description (``model_dump``; unset optional stages left out)."""
         config = self.model_dump(mode="json")
+        config["profiles"] = {label: _without_unit_scale(p) for label, p in config["profiles"].items()}
         for key in (*OPTIONAL_STAGES, "decode"):
             if config.get(key) is None:
                 config.pop(key, None)
         return config
+
+
+def _without_unit_scale(profile: dict[str, Any]) -> dict[str, Any]:
+    """A dumped profile without ``budget_scale`` when it is 1 (so configs and fingerprints written before
+    the field existed are unchanged)."""
+    if profile.get("budget_scale") == 1.0:
+        profile = {k: v for k, v in profile.items() if k != "budget_scale"}
+    return profile
 
 
 #: stages after selection; ``None`` (left out of ``to_config``) keeps today's behaviour

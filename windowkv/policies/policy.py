@@ -146,8 +146,9 @@ class Policy(PolicyConfig):
             suffix = [min(lengths[i], s) for i in rows]
             # an average budget covering the review part keeps everything in every layer, even where
             # the allocator would give a layer less than the average
+            scale = profile.budget_scale
             per_row = [self.allocator(avg, num_layers, review_length=n)
-                       if (avg := self.budget.average(n, suffix_size=k, cost=cost)) < n
+                       if (avg := self.budget.average(n, suffix_size=k, cost=cost) * scale) < n
                        else [n] * num_layers for n, k in zip(review, suffix)]
             budgets = [[per_row[i][layer] for i in range(len(rows))] for layer in range(num_layers)]
             groups.append(ProfileGroup(label, rows, s, review, budgets, profile.selector.max_kept))
