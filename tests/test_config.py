@@ -470,3 +470,12 @@ def test_profile_budget_scale_must_be_positive_and_unit_scale_is_left_out_of_con
         **config["profiles"]["other"], "budget_scale": 0.5}}})
     assert scaled.to_config()["profiles"]["other"]["budget_scale"] == 0.5
     assert Policy.from_config(scaled.to_config()) == scaled
+
+
+def test_a_path_given_as_a_config_points_to_load_policy(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("preset: snapkv\nbudget: 0.2\n")
+    for given in (path, str(path)):
+        with pytest.raises(ConfigError, match=r"load_policy\(path\)"):
+            Policy.from_config(given)
+    assert load_policy(path) == Policy.from_preset("snapkv", budget=0.2)

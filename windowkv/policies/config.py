@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Mapping, Optional
 
 from pydantic import (
@@ -216,7 +217,9 @@ class PolicyConfig(BaseModel):
     @classmethod
     def _resolve_preset(cls, data: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, Mapping):
-            raise errors([("", f"a policy config is a mapping, got {type(data).__name__}")])
+            hint = ("; for a config file use windowkv.load_policy(path), for a preset Policy.from_preset(name)"
+                    if isinstance(data, (str, PurePath)) else "")
+            raise errors([("", f"a policy config is a mapping, got {type(data).__name__}{hint}")])
         return resolve_config(data, registries_of(info))
 
     @model_validator(mode="after")
