@@ -1,12 +1,12 @@
 #!/usr/bin/env python
 """Generate the reference pages of the documentation from the code.
 
-    python scripts/gen_docs_reference.py          # write docs/reference/{hooks,components,config,cli}.md
+    python scripts/gen_docs_reference.py          # write docs/reference/{hooks,components,config,cli,rows}.md
     python scripts/gen_docs_reference.py --check  # exit 1 if a committed page is out of date
 
 Sources: the hook specifications (``windowkv/plugins/hookspecs.py``), the registry of windowkv's own
 plugin (built-ins only, whatever else is installed), each component's pydantic JSON schema, the
-``Policy`` docstrings and the typer application of the CLI. ``tests/test_docs.py`` checks that the
+``Policy`` docstrings, the typer application of the CLI and ``ResultRow`` (the fields of result rows). ``tests/test_docs.py`` checks that the
 committed pages equal this script's output (datasette-style), so the reference cannot drift from the code.
 """
 
@@ -528,6 +528,26 @@ def render_cli() -> str:
 # ---------------------------------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------------------------
+# rows.md
+# ---------------------------------------------------------------------------------------------------
+
+
+def render_rows() -> str:
+    """rows.md: the fields of a line of ``results.jsonl``, from ``ResultRow``'s JSON schema."""
+    from windowkv.eval.rows import ResultRow
+
+    schema = ResultRow.model_json_schema()
+    rows = ["| field | type | default | description |", "|---|---|---|---|"]
+    for name, prop in schema["properties"].items():
+        info = ResultRow.model_fields[name]
+        default = "required" if info.is_required() else f"`{json.dumps(info.get_default(call_default_factory=True))}`"
+        rows.append(f"| `{name}` | {cell(schema_type(prop))} | {default} | {cell(md_text(prop.get('description')))} |")
+    module = sys.modules[ResultRow.__module__].__doc__
+    return (HEADER + "# Result rows\n\n" + md_text(module) + "\n\n## `windowkv.eval.ResultRow`\n\n"
+            + md_text(ResultRow.__doc__) + "\n\n" + "\n".join(rows) + "\n")
+
+
 def render() -> dict[Path, str]:
     """Every generated page, by path."""
     return {
@@ -535,6 +555,7 @@ def render() -> dict[Path, str]:
         OUT / "components.md": render_components(),
         OUT / "config.md": render_config(),
         OUT / "cli.md": render_cli(),
+        OUT / "rows.md": render_rows(),
     }
 
 

@@ -142,7 +142,7 @@ def test_needle_prose_takes_task_options_and_names_bad_ones(model_dir, tmp_path)
     result = invoke(*args, "-O", "question=after", "--task-option", "answer_prefix=true")
     assert result.exit_code == 0, result.output
     (row,) = read_rows(out / RESULTS)
-    assert row["id"] == "needle_prose-L300-d0.50-s0-qafter-prefix" and row["task"] == "needle_prose"
+    assert row.id == "needle_prose-L300-d0.50-s0-qafter-prefix" and row.task == "needle_prose"
     summary = json.loads((out / SUMMARY_JSON).read_text())
     assert summary["config"]["task_options"] == {"source": str(source), "question": "after", "answer_prefix": True}
     for bad, expected in ((["-O", "colour=red"], "task.needle_prose.colour: unknown field"),
@@ -162,7 +162,7 @@ def test_eval_one_policy_with_a_config_file_and_seed(model_dir, tmp_path):
                     "--no-plots")
     assert result.exit_code == 0, result.output
     (row,) = read_rows(out / RESULTS)
-    assert (row["policy"], row["budget"], row["seed"]) == ("g4", "0.5", 3)
+    assert (row.policy, row.budget, row.seed) == ("g4", "0.5", 3)
     summary = json.loads((out / SUMMARY_JSON).read_text())
     assert summary["config"]["seeds"] == [3] and summary["config"]["command"] == "eval" and summary["variants"][0]["config"]["sharing"]["group_size"] == 4
 
@@ -238,14 +238,15 @@ def test_eval_ruler_tasks_and_longbench_files_on_a_tiny_model(model_dir, tmp_pat
     ruler = invoke("eval", "ruler", "-t", "vt", "-t", "niah_single", "--model", str(model_dir), "--lengths", "300",
                    "--max-new-tokens", "2", "--out", str(tmp_path / "ruler"), "--no-progress", "--no-plots")
     assert ruler.exit_code == 0, ruler.output
-    assert {r["task"] for r in read_rows(tmp_path / "ruler" / RESULTS)} == {"ruler/vt", "ruler/niah_single"}
+    assert {r.task for r in read_rows(tmp_path / "ruler" / RESULTS)} == {"ruler/vt", "ruler/niah_single"}
     data = Path(__file__).parent / "eval" / "fixtures" / "longbench"
     longbench = invoke("eval", "longbench", "-t", "hotpotqa", "--data", str(data), "--model", str(model_dir),
                        "--max-new-tokens", "2", "--device-map", "auto", "--out", str(tmp_path / "lb"),
                        "--no-progress", "--no-plots")
     assert longbench.exit_code == 0, longbench.output
     rows = read_rows(tmp_path / "lb" / RESULTS)
-    assert rows and all(r["task"] == "longbench/hotpotqa" and r["metric"] == "qa_f1" for r in rows)
-    assert all(r["length"] is None and "source_length" in r for r in rows)
+    assert rows and all(r.task == "longbench/hotpotqa" and r.metric == "qa_f1" for r in rows)
+    assert all(r.length is None and "source_length" in r.model_fields_set for r in rows)
+    assert all(r.source_length is not None and not r.model_extra for r in rows)
     summary = json.loads((tmp_path / "lb" / SUMMARY_JSON).read_text())
     assert summary["config"]["device_map"] == "auto" and summary["config"]["max_length"] == 1024 - 512

@@ -22,13 +22,16 @@ import json
 import time
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
 from rich.console import Console
 
 from windowkv.cli_classifier import app as classifier_app
 from windowkv.errors import ConfigError, UnknownComponentError, UnsupportedModelError, UsageError
+
+if TYPE_CHECKING:
+    from windowkv.eval.rows import ResultRow
 
 app = typer.Typer(
     name="windowkv",
@@ -302,12 +305,12 @@ def _run(spec_fields: dict[str, Any], lengths: list[str] | None, depths: list[st
         dist.close()
 
 
-def _print_results(rows: list[dict[str, Any]], names: list[str], out_dir: Path, plots: bool) -> None:
+def _print_results(rows: list[ResultRow], names: list[str], out_dir: Path, plots: bool) -> None:
     from windowkv.eval.plots import write_plots
     from windowkv.eval.report import result_table
 
     wanted = set(names)
-    rows = [r for r in rows if r.get("task") in wanted]
+    rows = [r for r in rows if r.task in wanted]
     out.print(result_table(rows).to_rich(f"{', '.join(names[:4])}{' ...' if len(names) > 4 else ''}"))
     out.print("score: mean primary metric (needle: exact match). KV kept: share of the full KV cache kept "
               "(suffix included); review kept: share of the prompt minus suffix kept (what a ratio budget counts).",
@@ -511,7 +514,7 @@ def generate(
             from windowkv.eval.needle import needle_example
 
             example = needle_example(tok, needle_length, depth, seed=seed, max_new_tokens=max_new_tokens)
-            out.print(f"needle prompt: {example.meta['prompt_tokens']} tokens, answer {example.answers[0]}",
+            out.print(f"needle prompt: {example.prompt_tokens} tokens, answer {example.answers[0]}",
                       style="dim")
         else:
             example = Example("prompt", "generate", prompt or "", [], "needle_exact", max_new_tokens,

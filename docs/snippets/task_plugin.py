@@ -31,7 +31,7 @@ class FirstSentenceTask(Task):
             n, prompt, tokens = fit_length(build, tokenizer, length)
             out.append(Example(id=f"first-L{length}-s{seed}", task=self.name, prompt=prompt, answers=[pool[0]],
                                metric="token_recall", max_new_tokens=self.max_new_tokens, length=length,
-                               meta={"prompt_tokens": tokens}))
+                               prompt_tokens=tokens))
         return out
 
 

@@ -52,7 +52,7 @@ def test_two_gloo_processes_shard_examples_and_rank0_merges(tmp_path):
     assert not list(out.glob("results.rank*.jsonl"))  # merged, then removed
     by_rank = {}
     for r in rows:
-        by_rank.setdefault(r["rank"], set()).add(r["id"])
+        by_rank.setdefault(r.rank, set()).add(r.id)
     assert by_rank == {0: {"needle-L200-d0.00-s0", "needle-L200-d1.00-s0"}, 1: {"needle-L200-d0.50-s0"}}
     summary = json.loads((out / SUMMARY_JSON).read_text())
     assert summary["world_size"] == 2 and summary["rows"] == 6

@@ -16,7 +16,7 @@ def test_records_are_in_the_prompt_in_order_and_the_length_fits(tokenizer):
     positions = [e.prompt.index(a) for a in e.answers]
     assert positions == sorted(positions)
     tokens = count_tokens(tokenizer, e.prompt)
-    assert tokens == e.meta["prompt_tokens"] and 0.8 * 1024 <= tokens <= 1024
+    assert tokens == e.prompt_tokens and 0.8 * 1024 <= tokens <= 1024
     assert e.max_new_tokens == 14 * 12
     assert list_records_example(tokenizer, 1024, num_items=12, seed=4) == e
 

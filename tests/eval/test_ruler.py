@@ -24,7 +24,7 @@ def test_every_task_fits_its_length_and_is_scored_like_ruler(examples, tokenizer
         assert len(exs) == 2 and exs[0].id != exs[1].id
         for e in exs:
             tokens = count_tokens(tokenizer, e.prompt)
-            assert tokens == e.meta["prompt_tokens"] and 0.8 * LENGTH <= tokens <= LENGTH, (task, tokens)
+            assert tokens == e.prompt_tokens and 0.8 * LENGTH <= tokens <= LENGTH, (task, tokens)
             assert e.task == f"ruler/{task}" and e.metric == "string_match_all"
             assert e.postprocess == "ruler" and e.length == LENGTH and e.answer_prefix
             assert score_example(e, " " + ", ".join(e.answers))["string_match_all"] == 1.0

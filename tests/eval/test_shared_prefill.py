@@ -27,12 +27,11 @@ def test_replayed_prefill_equals_each_policys_own_generation(tmp_path):
     shared = evaluate(model, tok, examples, variants, tmp_path / "shared", model_name="tiny", progress=False,
                       shared_prefill=True)
     assert own.computed == shared.computed == len(examples) * len(variants)
-    key = lambda r: (r["id"], r["policy"], r["budget"])  # noqa: E731
-    a = {key(r): r for r in read_rows(tmp_path / "own" / RESULTS)}
-    b = {key(r): r for r in read_rows(tmp_path / "shared" / RESULTS)}
+    a = {r.key: r for r in read_rows(tmp_path / "own" / RESULTS)}
+    b = {r.key: r for r in read_rows(tmp_path / "shared" / RESULTS)}
     assert a.keys() == b.keys()
     for k in a:
-        assert (b[k]["prediction"], b[k]["kept_per_layer"], b[k]["new_tokens"]) == \
-            (a[k]["prediction"], a[k]["kept_per_layer"], a[k]["new_tokens"]), k
+        assert (b[k].prediction, b[k].kept_per_layer, b[k].new_tokens) == \
+            (a[k].prediction, a[k].kept_per_layer, a[k].new_tokens), k
         # the question asked after compression cannot share a prefill: it runs the ordinary path
-        assert b[k].get("shared_prefill", False) == (not k[0].endswith("qafter"))
+        assert bool(b[k].shared_prefill) == (not k[0].endswith("qafter"))

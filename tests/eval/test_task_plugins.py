@@ -129,7 +129,7 @@ def test_the_cli_runs_the_other_tasks_and_shows_the_traceback(add_distribution, 
     assert result.exit_code == 0, result.output
     assert "task exploding failed" in result.output and "ZeroDivisionError" in result.output
     assert "Traceback" in result.output
-    assert {r["task"] for r in read_rows(out / "results.jsonl")} == {"needle"}
+    assert {r.task for r in read_rows(out / "results.jsonl")} == {"needle"}
 
 
 def test_the_example_task_plugins_own_tests_pass(example_task_plugin):

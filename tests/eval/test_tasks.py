@@ -50,7 +50,7 @@ def test_every_synthetic_task_takes_the_same_arguments(tokenizer):
         examples = get_task(name)(tokenizer=tokenizer, **COMMON)
         expected = 2 if name == "needle" else 1  # depths only matter to the needle grid
         assert len(examples) == expected and all(e.task == name for e in examples)
-        assert all(e.meta["prompt_tokens"] <= 700 for e in examples)
+        assert all(e.prompt_tokens <= 700 for e in examples)
 
 
 def test_longbench_tasks_read_the_data_path_and_need_no_tokenizer():

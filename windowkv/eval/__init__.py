@@ -8,15 +8,19 @@ The pieces a runner needs::
         text = render_prompt(tok, example)              # chat-wrapped user message + answer prefix
         prediction = ...                                # generate example.max_new_tokens tokens
         scores = score_example(example, prediction)     # {"needle_exact": 1.0, "rouge1": 0.9}
+
+A run's rows (``results.jsonl``) are :class:`ResultRow` records (:func:`windowkv.eval.results.read_rows`).
 """
 
 from windowkv.eval.examples import Example, has_chat_template, render_prompt, uses_chat_template
 from windowkv.eval.metrics import METRICS, get_metric, postprocess, score_example
+from windowkv.eval.rows import ResultRow
 from windowkv.eval.tasks import TASKS, Task, build_examples, expand_tasks, get_task, task_names
 
 __all__ = [
     "Example",
     "METRICS",
+    "ResultRow",
     "TASKS",
     "Task",
     "build_examples",

@@ -15,7 +15,7 @@ from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
 #: the keys older task builders put in ``meta`` that are typed fields now (lifted by ``Example``)
-_TYPED_META_KEYS = ("postprocess", "score_with_prefix", "all_classes", "stop_strings")
+_TYPED_META_KEYS = ("postprocess", "score_with_prefix", "all_classes", "stop_strings", "prompt_tokens")
 
 
 @dataclass(frozen=True, config=ConfigDict(strict=False, arbitrary_types_allowed=False))
@@ -30,8 +30,8 @@ class Example:
         answers: gold answers.
         metric: the primary metric, a registered metric name (``windowkv plugins``).
         max_new_tokens: generation length (tokens).
-        meta: descriptive task details for result files, e.g. ``{"needle": "7341952", "prompt_tokens": 1017}``.
-            Nothing windowkv does depends on it; what it reads is a typed field below.
+        meta: the task's own descriptive details, e.g. ``{"needle": "7341952", "key": "..."}``. Nothing
+            windowkv does depends on it; what it reads is a typed field below.
         extra_metrics: further metrics reported next to ``metric`` (e.g. ``("rouge1",)`` for needles).
         references: per-metric gold answers that replace ``answers`` for that metric, e.g. the needle
             sentence for ``rouge1`` (the paper's needle protocol scores Rouge-1 against the needle).
@@ -49,9 +49,13 @@ class Example:
         context_chars: the first ``context_chars`` characters of ``prompt`` are prefilled and compressed
             alone, then the rest (the question, the chat template's end, the answer prefix) is appended to
             the compressed cache: a query-agnostic test. ``None``: the whole prompt is compressed at once.
+        prompt_tokens: the prompt's length (tokens) as the builder counted it (the plain prompt, before the
+            chat template), e.g. to check it fits ``length``; ``None`` when not counted.
+        source_length: the record's own length as its dataset states it (LongBench: words), written to
+            result rows as ``source_length``; ``None`` for generated examples.
 
     For code written against the older dict-based record, the keys ``postprocess``, ``score_with_prefix``,
-    ``all_classes`` and ``stop_strings`` found in ``meta`` are moved to their fields.
+    ``all_classes``, ``stop_strings`` and ``prompt_tokens`` found in ``meta`` are moved to their fields.
     """
 
     id: str
@@ -72,6 +76,8 @@ class Example:
     all_classes: tuple[str, ...] = ()
     stop_strings: tuple[str, ...] = ()
     context_chars: int | None = None
+    prompt_tokens: int | None = None
+    source_length: int | None = None
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -229,12 +229,13 @@ def longbench_examples(dataset: str, *, path: str | Path | None = None, tokenize
         uid = str(record.get("_id") or i)
         uid = uid if uid not in seen else f"{uid}-{i}"
         seen.add(uid)
-        meta: dict[str, Any] = {"dataset": dataset, "length": record.get("length"), "_id": record.get("_id"),
-                                "truncated": truncated, "language": record.get("language")}
+        meta: dict[str, Any] = {"dataset": dataset, "_id": record.get("_id"), "truncated": truncated,
+                                "language": record.get("language")}
         examples.append(Example(
             id=f"longbench-{dataset}-{uid}", task=f"longbench/{dataset}", prompt=prompt,
             answers=[str(a) for a in record["answers"]], metric=DATASET2METRIC[base],
             max_new_tokens=DATASET2MAXLEN[base], meta=meta, use_chat_template=base not in NO_CHAT_DATASETS,
+            source_length=record.get("length"),
             all_classes=tuple(record.get("all_classes") or ()),
             postprocess="first_line" if base in FIRST_LINE_DATASETS else None,
             stop_strings=("\n",) if base == "samsum" else ()))

@@ -20,7 +20,6 @@ the ``aware`` single-turn examples; ``windowkv multiturn`` runs both.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,8 @@ from typing import Any, Sequence
 from windowkv.errors import ConfigError
 from windowkv.eval.examples import Example
 from windowkv.eval.haystack import fit_length, sentences
+from windowkv.eval.results import read_rows
+from windowkv.eval.rows import ResultRow
 from windowkv.eval.ruler import random_value
 
 TASK = "scbench/kv"
@@ -59,13 +60,19 @@ class Turn:
 
 @dataclass(frozen=True)
 class MultiTurnExample:
-    """A shared context and its turns."""
+    """A shared context and its turns.
+
+    Attributes:
+        context_tokens: the context's length (tokens) as the builder counted it.
+        meta: the task's own descriptive details (nothing windowkv does reads it).
+    """
 
     id: str
     task: str
     context: str
     turns: list[Turn]
     meta: dict[str, Any] = field(default_factory=dict)
+    context_tokens: int | None = None
 
     def as_single_turn(self) -> list[Example]:
         """Each turn as a query-aware example: context and question in one prompt."""
@@ -120,8 +127,8 @@ def kv_example(tokenizer: Any, length: int, *, num_keys: int = 4, seed: int = 0,
     n, context, tokens = fit_length(build, tokenizer, length)
     return MultiTurnExample(f"scbench_kv-L{length}-k{num_keys}-s{seed}-i{index}", TASK, context,
                             _turns(keys, values, pointer, target, rng),
-                            {"length": length, "prompt_tokens": tokens, "num_keys": num_keys, "seed": seed,
-                             "index": index})
+                            {"length": length, "num_keys": num_keys, "seed": seed, "index": index},
+                            context_tokens=tokens)
 
 
 def kv_examples(tokenizer: Any, lengths: Sequence[int], *, samples: int = 1, seed: int = 0,
@@ -133,12 +140,13 @@ def kv_examples(tokenizer: Any, lengths: Sequence[int], *, samples: int = 1, see
 
 def run_multiturn(model: Any, tokenizer: Any, examples: Sequence[MultiTurnExample], variants: Sequence[Any],
                   out: str | Path, *, modes: Sequence[str] = ("agnostic", "aware"),
-                  progress: Any = None) -> list[dict[str, Any]]:
+                  progress: Any = None) -> list[ResultRow]:
     """Answer every turn of ``examples`` under every variant and mode; append one row per turn to ``out``.
 
     Args:
         variants: :class:`windowkv.eval.variants.Variant` (policy x budget).
-        out: a JSONL file; rows already there (same example, variant, mode, turn) are skipped.
+        out: a JSONL file; rows already there (same example, variant, mode, turn) are skipped. A line that
+            is not a valid row is ignored with a warning (see :func:`windowkv.eval.results.read_rows`).
         modes: ``agnostic`` (one :class:`~windowkv.Session` per example) and/or ``aware``.
 
     Returns:
@@ -151,8 +159,8 @@ def run_multiturn(model: Any, tokenizer: Any, examples: Sequence[MultiTurnExampl
         raise ConfigError([("mode", f"unknown mode {bad[0]!r}; choose agnostic or aware")])
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-    done = {(r["id"], r["policy"], r["budget"], r["mode"], r["turn"]) for r in rows}
+    rows = read_rows(path, repair=True)  # a truncated last line must not swallow the next row
+    done = {(*r.key, r.mode, r.turn) for r in rows}
     with path.open("a") as sink:
         for variant in variants:
             for example in examples:
@@ -163,13 +171,13 @@ def run_multiturn(model: Any, tokenizer: Any, examples: Sequence[MultiTurnExampl
                     started = time.time()
                     answers = (_agnostic if mode == "agnostic" else _aware)(model, tokenizer, example, variant.policy)
                     for i, (turn, (prediction, kv_bytes)) in enumerate(zip(example.turns, answers)):
-                        row = {"id": example.id, "task": example.task, "policy": variant.label,
-                               "budget": variant.budget, "mode": mode, "turn": i, "kind": turn.kind,
-                               "score": string_match_all(prediction, turn.answers), "prediction": prediction,
-                               "answers": turn.answers, "kv_bytes": kv_bytes,
-                               "context_tokens": example.meta.get("prompt_tokens"),
-                               "seconds": round(time.time() - started, 2)}
-                        sink.write(json.dumps(row) + "\n")
+                        row = ResultRow(id=example.id, task=example.task, policy=variant.label,
+                                        budget=variant.budget, mode=mode, turn=i, kind=turn.kind,
+                                        score=string_match_all(prediction, turn.answers), prediction=prediction,
+                                        answers=turn.answers, kv_bytes=kv_bytes,
+                                        context_tokens=example.context_tokens,
+                                        seconds=round(time.time() - started, 2))
+                        sink.write(row.to_json() + "\n")
                         rows.append(row)
                     sink.flush()
                     if progress is not None:
@@ -207,12 +215,14 @@ def _aware(model: Any, tokenizer: Any, example: MultiTurnExample, policy: Any) -
     return out
 
 
-def summary_table(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean score per (policy, budget, mode, turn kind) and per turn index."""
+def summary_table(rows: Sequence[ResultRow]) -> list[dict[str, Any]]:
+    """Mean score per (policy, budget, mode, turn kind) and per turn index (rows without a score: none)."""
     groups: dict[tuple, list[float]] = {}
     for r in rows:
-        for key in ((r["policy"], r["budget"], r["mode"], f"turn {r['turn']} ({r['kind']})"),
-                    (r["policy"], r["budget"], r["mode"], "all turns")):
-            groups.setdefault(key, []).append(r["score"])
+        if r.score is None or r.mode is None:  # not a scored turn of windowkv multiturn
+            continue
+        for key in ((r.policy, r.budget, r.mode, f"turn {r.turn} ({r.kind})"),
+                    (r.policy, r.budget, r.mode, "all turns")):
+            groups.setdefault(key, []).append(r.score)
     return [{"policy": p, "budget": b, "mode": m, "turns": t, "n": len(v), "score": sum(v) / len(v)}
             for (p, b, m, t), v in sorted(groups.items())]

@@ -4,7 +4,8 @@
 - :func:`plot_needle_grid`: the heatmaps of several policies side by side (``windowkv compare``);
 - :func:`plot_score_vs_budget`: mean score against the budget, one line per policy, full cache dashed.
 
-Each function takes result rows (dicts as in ``results.jsonl``) and a path, and returns the path.
+Each function takes result rows (:class:`~windowkv.eval.rows.ResultRow`, as
+:func:`~windowkv.eval.results.read_rows` returns them) and a path, and returns the path.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 from windowkv.eval.report import budget_sort_key, order_variants
 from windowkv.eval.results import group_rows
+from windowkv.eval.rows import ResultRow
 
 CMAP = "RdYlGn"
 
@@ -28,27 +30,27 @@ def _pyplot() -> Any:
     return plt
 
 
-def _scored(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [r for r in rows if not r.get("skipped") and r.get("score") is not None]
+def _scored(rows: Sequence[ResultRow]) -> list[ResultRow]:
+    return [r for r in rows if r.scored]
 
 
-def needle_matrix(rows: Sequence[Mapping[str, Any]], metric: str | None = None
+def needle_matrix(rows: Sequence[ResultRow], metric: str | None = None
                   ) -> tuple[list[int], list[float], list[list[float]]]:
     """``(lengths, depths, mean score [length][depth])`` (NaN where no row) of needle rows."""
-    rows = [r for r in _scored(rows) if r.get("length") is not None and r.get("depth") is not None]
-    lengths = sorted({int(r["length"]) for r in rows})
-    depths = sorted({float(r["depth"]) for r in rows})
+    points = [(r.length, r.depth, r) for r in _scored(rows) if r.length is not None and r.depth is not None]
+    lengths = sorted({n for n, _, _ in points})
+    depths = sorted({d for _, d, _ in points})
     cells: dict[tuple[int, float], list[float]] = {}
-    for r in rows:
-        value = r["score"] if metric is None else r.get("scores", {}).get(metric)
+    for n, d, r in points:
+        value = r.score if metric is None else r.scores.get(metric)
         if value is not None:
-            cells.setdefault((int(r["length"]), float(r["depth"])), []).append(float(value))
+            cells.setdefault((n, d), []).append(float(value))
     grid = [[(sum(cells[(n, d)]) / len(cells[(n, d)])) if (n, d) in cells else math.nan for d in depths]
             for n in lengths]
     return lengths, depths, grid
 
 
-def _draw_heatmap(ax: Any, rows: Sequence[Mapping[str, Any]], title: str, metric: str | None,
+def _draw_heatmap(ax: Any, rows: Sequence[ResultRow], title: str, metric: str | None,
                   short: bool = False) -> Any:
     lengths, depths, grid = needle_matrix(rows, metric)
     image = ax.imshow(grid, cmap=CMAP, vmin=0.0, vmax=1.0, aspect="auto", origin="lower")
@@ -65,11 +67,11 @@ def _draw_heatmap(ax: Any, rows: Sequence[Mapping[str, Any]], title: str, metric
     return image
 
 
-def _metric_name(rows: Sequence[Mapping[str, Any]], metric: str | None) -> str:
-    return metric or next((str(r.get("metric")) for r in rows if r.get("metric")), "score")
+def _metric_name(rows: Sequence[ResultRow], metric: str | None) -> str:
+    return metric or next((r.metric for r in rows if r.metric), "score")
 
 
-def plot_needle_heatmap(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title: str | None = None,
+def plot_needle_heatmap(rows: Sequence[ResultRow], path: str | Path, *, title: str | None = None,
                         metric: str | None = None) -> Path:
     """Heatmap of one policy at one budget (pass only its rows)."""
     plt = _pyplot()
@@ -85,7 +87,7 @@ def plot_needle_heatmap(rows: Sequence[Mapping[str, Any]], path: str | Path, *, 
     return _save(fig, path, plt)
 
 
-def plot_needle_grid(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title: str | None = None,
+def plot_needle_grid(rows: Sequence[ResultRow], path: str | Path, *, title: str | None = None,
                      metric: str | None = None, columns: int = 4) -> Path:
     """The heatmaps of every policy x budget in ``rows`` side by side, one shared colour scale."""
     plt = _pyplot()
@@ -99,7 +101,7 @@ def plot_needle_grid(rows: Sequence[Mapping[str, Any]], path: str | Path, *, tit
                              squeeze=False, layout="constrained")
     image = None
     for i, (ax, (policy, budget)) in enumerate(zip(axes.flat, variants)):
-        sub = [r for r in rows if str(r.get("policy")) == policy and str(r.get("budget")) == budget]
+        sub = [r for r in rows if r.policy == policy and r.budget == budget]
         label = "full cache" if policy == "full" else f"{policy} @ {_budget_text(budget, sub, short=True)}"
         image = _draw_heatmap(ax, sub, label, metric, short=True)
         if i % cols:
@@ -109,14 +111,14 @@ def plot_needle_grid(rows: Sequence[Mapping[str, Any]], path: str | Path, *, tit
     for ax in list(axes.flat)[len(variants):]:
         ax.set_visible(False)
     fig.colorbar(image, ax=axes.ravel().tolist(), label=f"mean {_metric_name(rows, metric)}", shrink=0.8)
-    kinds = {r.get("budget_kind") for r in rows if r.get("policy") != "full"}
+    kinds = {r.budget_kind for r in rows if r.policy != "full"}
     note = " (budget: % of the review tokens kept per layer)" if kinds == {"ratio"} else ""
     fig.suptitle(title or f"Needle in a haystack: policies x budgets{note}", fontsize=13, fontweight="bold")
     return _save(fig, path, plt)
 
 
-def _budget_text(budget: str, rows: Sequence[Mapping[str, Any]], short: bool = False) -> str:
-    kind = next((r.get("budget_kind") for r in rows if r.get("budget_kind")), None)
+def _budget_text(budget: str, rows: Sequence[ResultRow], short: bool = False) -> str:
+    kind = next((r.budget_kind for r in rows if r.budget_kind), None)
     if kind == "ratio":
         return f"{float(budget) * 100:g}%" + ("" if short else " of review")
     if kind == "tokens":
@@ -124,7 +126,7 @@ def _budget_text(budget: str, rows: Sequence[Mapping[str, Any]], short: bool = F
     return str(budget)
 
 
-def plot_score_vs_budget(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title: str | None = None,
+def plot_score_vs_budget(rows: Sequence[ResultRow], path: str | Path, *, title: str | None = None,
                          metric: str | None = None) -> Path:
     """Mean score against the budget, one line per policy.
 
@@ -137,7 +139,7 @@ def plot_score_vs_budget(rows: Sequence[Mapping[str, Any]], path: str | Path, *,
     groups = group_rows(scored, ("policy", "budget"))
     if not groups:
         raise ValueError("no scored rows to plot")
-    kinds = {r.get("budget_kind") for r in scored if r.get("policy") != "full"}
+    kinds = {r.budget_kind for r in scored if r.policy != "full"}
     value = (lambda g: g["score"]) if metric is None else (lambda g: g["scores"].get(metric))
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
     policies = list(dict.fromkeys(str(g["policy"]) for g in groups))
@@ -166,7 +168,7 @@ def plot_score_vs_budget(rows: Sequence[Mapping[str, Any]], path: str | Path, *,
     fig.legend(handles, labels, loc="outside right center", fontsize=9, title="policy")
     left.set_title("score vs budget")
     right.set_title("score vs KV cache bytes")
-    lengths = sorted({r["length"] for r in scored if r.get("length") is not None})
+    lengths = sorted({r.length for r in scored if r.length is not None})
     span = f" ({len(scored)} runs, lengths {lengths[0]}–{lengths[-1]} tokens)" if lengths else ""
     fig.suptitle(title or f"Quality vs budget{span}", fontsize=13, fontweight="bold")
     return _save(fig, path, plt)
@@ -174,7 +176,7 @@ def plot_score_vs_budget(rows: Sequence[Mapping[str, Any]], path: str | Path, *,
 
 def _bytes_fraction(group: Mapping[str, Any]) -> float:
     """Measured bytes held / full cache bytes; rows written before bytes were measured: the tokens kept."""
-    value = group.get("kv_bytes_fraction")
+    value = group["kv_bytes_fraction"]
     return value if value is not None else group["kept_fraction"]
 
 
@@ -186,19 +188,19 @@ def _save(fig: Any, path: str | Path, plt: Any) -> Path:
     return path
 
 
-def write_plots(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list[Path]:
+def write_plots(rows: Sequence[ResultRow], out_dir: str | Path) -> list[Path]:
     """Every plot the rows support, into ``out_dir``: needle heatmaps (one per policy x budget and a
     side-by-side one), and score vs budget when some policy has two budgets or more."""
     out_dir = Path(out_dir)
     written = []
     scored = _scored(rows)
-    for task in dict.fromkeys(str(r.get("task")) for r in scored):
-        task_rows = [r for r in scored if str(r.get("task")) == task]
+    for task in dict.fromkeys(r.task for r in scored):
+        task_rows = [r for r in scored if r.task == task]
         slug = task.replace("/", "_")
         variants = order_variants(task_rows)
-        if any(r.get("depth") is not None for r in task_rows):
+        if any(r.depth is not None for r in task_rows):
             for policy, budget in variants:
-                sub = [r for r in task_rows if str(r["policy"]) == policy and str(r["budget"]) == budget]
+                sub = [r for r in task_rows if r.policy == policy and r.budget == budget]
                 label = policy if policy == "full" else f"{policy} @ {_budget_text(budget, sub)}"
                 written.append(plot_needle_heatmap(sub, out_dir / f"{slug}_heatmap_{policy}_{budget}.png",
                                                    title=label))

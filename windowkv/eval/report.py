@@ -10,9 +10,10 @@ The same :class:`ResultTable` renders to the terminal (rich) and to Markdown (``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from windowkv.eval.results import group_rows
+from windowkv.eval.rows import ResultRow
 
 MIB = 1024 * 1024
 
@@ -74,20 +75,19 @@ def display_budget(budget: Any, kind: str | None) -> str:
     return str(budget)
 
 
-def order_variants(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+def order_variants(rows: Sequence[ResultRow]) -> list[tuple[str, str]]:
     """``(policy, budget)`` pairs: full cache first, then policies in order of appearance, budgets ascending."""
     policies: list[str] = []
     budgets: dict[str, set[str]] = {}
     for r in rows:
-        p = str(r.get("policy"))
-        if p not in policies:
-            policies.append(p)
-        budgets.setdefault(p, set()).add(str(r.get("budget")))
+        if r.policy not in policies:
+            policies.append(r.policy)
+        budgets.setdefault(r.policy, set()).add(r.budget)
     policies.sort(key=lambda p: p != "full")
     return [(p, b) for p in policies for b in sorted(budgets[p], key=budget_sort_key)]
 
 
-def result_table(rows: Sequence[Mapping[str, Any]], *, metric: str | None = None, costs: bool = True) -> ResultTable:
+def result_table(rows: Sequence[ResultRow], *, metric: str | None = None, costs: bool = True) -> ResultTable:
     """Mean score by length (one column per prompt length) and mean costs, per task x policy x budget.
 
     Args:
@@ -95,14 +95,14 @@ def result_table(rows: Sequence[Mapping[str, Any]], *, metric: str | None = None
             e.g. ``rouge1`` for needles).
         costs: include the time and memory columns (prefill s, decode tok/s, peak MiB).
     """
-    tasks = list(dict.fromkeys(str(r.get("task")) for r in rows))
-    lengths = sorted({r.get("length") for r in rows if r.get("length") is not None})
+    tasks = list(dict.fromkeys(r.task for r in rows))
+    lengths = sorted({r.length for r in rows if r.length is not None})
     by_variant = {(g["task"], g["policy"], g["budget"]): g for g in group_rows(rows, ("task", "policy", "budget"))}
     by_length = {(g["task"], g["policy"], g["budget"], g["length"]): g
                  for g in group_rows(rows, ("task", "policy", "budget", "length"))}
     if metric is None:
         extra = [m for g in by_variant.values() for m in g["scores"]]
-        primary = {r.get("metric") for r in rows}
+        primary = {r.metric for r in rows}
         metric = next((m for m in extra if m not in primary), None)
     many_tasks = len(tasks) > 1
     header = (["task"] if many_tasks else []) + ["policy", "budget"]
@@ -112,13 +112,12 @@ def result_table(rows: Sequence[Mapping[str, Any]], *, metric: str | None = None
     numeric = [False] * (3 if many_tasks else 2) + [True] * (len(header) - (3 if many_tasks else 2))
     out = []
     for task in tasks:
-        task_rows = [r for r in rows if str(r.get("task")) == task]
+        task_rows = [r for r in rows if r.task == task]
         for policy, budget in order_variants(task_rows):
             g = by_variant.get((task, policy, budget))
             if g is None:
                 continue
-            kind = next((r.get("budget_kind") for r in task_rows if str(r.get("policy")) == policy
-                         and str(r.get("budget")) == budget), None)
+            kind = next((r.budget_kind for r in task_rows if r.policy == policy and r.budget == budget), None)
             cells = ([task] if many_tasks else []) + [policy, display_budget(budget, kind)]
             for n in lengths:
                 cell = by_length.get((task, policy, budget, n))
@@ -127,7 +126,7 @@ def result_table(rows: Sequence[Mapping[str, Any]], *, metric: str | None = None
             if metric:
                 cells.append(_num(g["scores"].get(metric)))
             cells += [_num(g["kept_fraction"], 1, pct=True), _num(g["kept_review_fraction"], 1, pct=True),
-                      _num(g.get("kv_bytes_fraction"), 1, pct=True), _num(g["kv_bytes_kept"], 1, 1 / MIB)]
+                      _num(g["kv_bytes_fraction"], 1, pct=True), _num(g["kv_bytes_kept"], 1, 1 / MIB)]
             if costs:
                 cells += [_num(g["prefill_seconds"], 2), _num(g["decode_tokens_per_s"], 1),
                           _num(g["peak_memory_bytes"], 0, 1 / MIB)]

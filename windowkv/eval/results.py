@@ -7,9 +7,10 @@ One run directory holds::
     summary.json           config, versions, seeds, timings and mean scores by task x policy x budget x length
     summary.csv            the same groups as a flat table
 
+Each line is one :class:`~windowkv.eval.rows.ResultRow` (:meth:`~windowkv.eval.rows.ResultRow.to_json`).
 Rows are never rewritten in place. :func:`read_rows` tolerates a truncated or corrupt line (a run killed
-while writing): the finished rows are kept, the broken text is moved to ``results.jsonl.corrupt`` and the
-row it belonged to is recomputed by the next run.
+while writing, or a line that is not a valid row): the finished rows are kept, the broken text is moved to
+``results.jsonl.corrupt`` and the row it belonged to is recomputed by the next run.
 """
 
 from __future__ import annotations
@@ -23,20 +24,24 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from pydantic import ValidationError
+
+from windowkv.eval.rows import ResultRow, _jsonable
+
 RESULTS = "results.jsonl"
 SUMMARY_JSON = "summary.json"
 SUMMARY_CSV = "summary.csv"
 #: what makes a row unique: one example, run with one policy at one budget
 KEY_FIELDS = ("id", "policy", "budget")
-#: numeric row fields averaged in the summary (besides the scores)
+#: numeric :class:`ResultRow` fields averaged in the summary (besides the scores)
 MEAN_FIELDS = ("prompt_tokens", "kept_fraction", "kept_review_fraction", "kv_bytes_kept", "kv_bytes_full",
                "kv_bytes_fraction",
                "prefill_seconds", "decode_tokens_per_s", "peak_memory_bytes", "new_tokens", "seconds")
 
 
-def row_key(row: Mapping[str, Any]) -> tuple[str, str, str]:
+def row_key(row: ResultRow) -> tuple[str, str, str]:
     """``(example id, policy, budget)``: a row already present under this key is not recomputed."""
-    return tuple(str(row.get(k)) for k in KEY_FIELDS)  # type: ignore[return-value]
+    return row.key
 
 
 def rank_file(out_dir: str | Path, rank: int) -> Path:
@@ -44,13 +49,14 @@ def rank_file(out_dir: str | Path, rank: int) -> Path:
 
 
 class CorruptLineWarning(UserWarning):
-    """A results file held a line that is not a JSON object; it was set aside."""
+    """A results file held a line that is not a valid row; it was set aside."""
 
 
-def read_rows(path: str | Path, *, repair: bool = False) -> list[dict[str, Any]]:
+def read_rows(path: str | Path, *, repair: bool = False) -> list[ResultRow]:
     """The rows of a results file; a missing file has none.
 
-    Lines that are not JSON objects are skipped with a :class:`CorruptLineWarning`. With ``repair``,
+    Lines that are not JSON objects, or whose fields do not validate as a :class:`ResultRow` (a missing
+    ``id``, a ``score`` that is not a number...), are skipped with a :class:`CorruptLineWarning`. With ``repair``,
     such lines are moved to ``<file>.corrupt`` and the file is rewritten without them (a file that
     ends in the middle of a line, from a killed run, gets its last complete line back), so later
     appends start on a clean line. Finished rows are never dropped.
@@ -59,7 +65,7 @@ def read_rows(path: str | Path, *, repair: bool = False) -> list[dict[str, Any]]
     if not path.is_file():
         return []
     data = path.read_bytes()
-    rows: list[dict[str, Any]] = []
+    rows: list[ResultRow] = []
     good: list[bytes] = []
     bad: list[bytes] = []
     lines = data.split(b"\n")
@@ -67,9 +73,17 @@ def read_rows(path: str | Path, *, repair: bool = False) -> list[dict[str, Any]]
         if not raw.strip():
             continue
         try:
-            row = json.loads(raw.decode("utf-8"))
-            if not isinstance(row, dict):
+            data_row = json.loads(raw.decode("utf-8"))
+            if not isinstance(data_row, dict):
                 raise ValueError("not an object")
+            row = ResultRow.model_validate(data_row)
+        except ValidationError as exc:
+            where = f"line {number}"
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']}" for e in exc.errors()[:3])
+            warnings.warn(f"{path}: {where} is not a valid row ({problems}); it is set aside and its row will be "
+                          "recomputed", CorruptLineWarning, stacklevel=2)
+            bad.append(raw)
+            continue
         except (ValueError, UnicodeDecodeError):
             last = number == len(lines) or (number == len(lines) - 1 and not lines[-1])
             where = "last line (truncated?)" if last else f"line {number}"
@@ -97,8 +111,8 @@ class RowWriter:
         read_rows(self.path, repair=True)  # a truncated last line must not swallow the next row
         self._handle = open(self.path, "a", encoding="utf-8")
 
-    def write(self, row: Mapping[str, Any]) -> None:
-        self._handle.write(json.dumps(row, ensure_ascii=False, default=_jsonable) + "\n")
+    def write(self, row: ResultRow) -> None:
+        self._handle.write(row.to_json() + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
 
@@ -112,20 +126,19 @@ class RowWriter:
         self.close()
 
 
-def merge_rows(*sources: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def merge_rows(*sources: Iterable[ResultRow]) -> list[ResultRow]:
     """Rows of several sources, one per key (the first seen wins), in order."""
     seen: set[tuple[str, str, str]] = set()
     out = []
     for rows in sources:
         for row in rows:
-            key = row_key(row)
-            if key not in seen:
-                seen.add(key)
-                out.append(dict(row))
+            if row.key not in seen:
+                seen.add(row.key)
+                out.append(row)
     return out
 
 
-def merge_rank_files(out_dir: str | Path, world_size: int) -> list[dict[str, Any]]:
+def merge_rank_files(out_dir: str | Path, world_size: int) -> list[ResultRow]:
     """Merge ``results.jsonl`` and every ``results.rank{r}.jsonl`` into ``results.jsonl``.
 
     The merged file replaces the old one atomically; the rank files are deleted only afterwards, so a
@@ -136,8 +149,7 @@ def merge_rank_files(out_dir: str | Path, world_size: int) -> list[dict[str, Any
     ranks = sorted(out_dir.glob("results.rank*.jsonl"))
     sources = [read_rows(main, repair=True)] + [read_rows(p, repair=True) for p in ranks]
     rows = merge_rows(*sources)
-    _write_atomic_bytes(main, b"".join(
-        (json.dumps(r, ensure_ascii=False, default=_jsonable) + "\n").encode("utf-8") for r in rows))
+    _write_atomic_bytes(main, b"".join((r.to_json() + "\n").encode("utf-8") for r in rows))
     for p in ranks:
         p.unlink(missing_ok=True)
     return rows
@@ -145,39 +157,42 @@ def merge_rank_files(out_dir: str | Path, world_size: int) -> list[dict[str, Any
 
 # ---------------------------------------------------------------------------- summary
 
-def _mean(values: Sequence[float]) -> float | None:
+def _mean(values: Sequence[float | None]) -> float | None:
     values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     return sum(values) / len(values) if values else None
 
 
-def group_rows(rows: Iterable[Mapping[str, Any]], by: Sequence[str]) -> list[dict[str, Any]]:
-    """Mean scores and measurements of the scored rows grouped by the fields ``by``.
+def group_rows(rows: Iterable[ResultRow], by: Sequence[str]) -> list[dict[str, Any]]:
+    """Mean scores and measurements of the scored rows grouped by the :class:`ResultRow` fields ``by``.
 
-    Each group has ``by``'s fields, ``n`` (scored rows), ``skipped`` (rows not run, e.g. too long),
+    Each group (a dict: it is a line of ``summary.json`` and ``summary.csv``) has ``by``'s fields, ``n`` (scored rows), ``skipped`` (rows not run, e.g. too long),
     ``score`` (mean primary metric), ``scores`` (mean of every metric) and the means of
     :data:`MEAN_FIELDS`. Groups keep the order in which they first appear.
     """
-    groups: dict[tuple, list[Mapping[str, Any]]] = defaultdict(list)
+    unknown = [k for k in (*by, *MEAN_FIELDS) if k not in ResultRow.model_fields]
+    if unknown:
+        raise ValueError(f"not ResultRow fields: {', '.join(unknown)}")
+    groups: dict[tuple, list[ResultRow]] = defaultdict(list)
     for row in rows:
-        groups[tuple(row.get(k) for k in by)].append(row)
+        groups[tuple(getattr(row, k) for k in by)].append(row)
     out = []
     for key, members in groups.items():
-        scored = [r for r in members if not r.get("skipped")]
+        scored = [r for r in members if not r.skipped]
         metrics: list[str] = []
         for r in scored:
-            metrics += [m for m in r.get("scores", {}) if m not in metrics]
+            metrics += [m for m in r.scores if m not in metrics]
         group: dict[str, Any] = dict(zip(by, key))
         group["n"] = len(scored)
         group["skipped"] = len(members) - len(scored)
-        group["score"] = _mean([r.get("score") for r in scored])
-        group["scores"] = {m: _mean([r["scores"].get(m) for r in scored if "scores" in r]) for m in metrics}
+        group["score"] = _mean([r.score for r in scored])
+        group["scores"] = {m: _mean([r.scores.get(m) for r in scored]) for m in metrics}
         for field in MEAN_FIELDS:
-            group[field] = _mean([r.get(field) for r in scored])
+            group[field] = _mean([getattr(r, field) for r in scored])
         out.append(group)
     return out
 
 
-def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def summarize(rows: Sequence[ResultRow]) -> dict[str, list[dict[str, Any]]]:
     """The summary tables: by task x policy x budget, and by task x policy x budget x length."""
     return {
         "by_policy": group_rows(rows, ("task", "policy", "budget")),
@@ -185,7 +200,7 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any
     }
 
 
-def write_summary(out_dir: str | Path, rows: Sequence[Mapping[str, Any]], info: Mapping[str, Any]) -> dict[str, Any]:
+def write_summary(out_dir: str | Path, rows: Sequence[ResultRow], info: Mapping[str, Any]) -> dict[str, Any]:
     """Write ``summary.json`` (``info`` + the tables of :func:`summarize`) and ``summary.csv``."""
     out_dir = Path(out_dir)
     summary = {**info, "rows": len(rows), **summarize(rows)}
@@ -210,16 +225,6 @@ def write_summary(out_dir: str | Path, rows: Sequence[Mapping[str, Any]], info: 
 
 def _fmt(value: Any) -> Any:
     return "" if value is None else (round(value, 6) if isinstance(value, float) else value)
-
-
-def _jsonable(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return str(obj)
 
 
 def _write_atomic_bytes(path: Path, data: bytes) -> None:

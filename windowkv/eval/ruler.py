@@ -79,8 +79,8 @@ def _example(task: str, length: int, seed: int, index: int, made: tuple[str, lis
     prompt, answers, prefix = made
     return Example(id=f"ruler-{task}-L{length}-s{seed}-i{index}", task=f"ruler/{task}", prompt=prompt,
                    answers=answers, metric="string_match_all", max_new_tokens=max_new_tokens,
-                   meta={"length": length, "prompt_tokens": tokens, "seed": seed, "index": index, **meta},
-                   answer_prefix=prefix, length=length, postprocess="ruler")
+                   meta={"length": length, "seed": seed, "index": index, **meta},
+                   prompt_tokens=tokens, answer_prefix=prefix, length=length, postprocess="ruler")
 
 
 def _fit(make: Callable[[int], tuple[str, list[str], str]], tokenizer: Any, length: int):

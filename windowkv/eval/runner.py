@@ -44,9 +44,9 @@ from windowkv.eval.results import (
     merge_rows,
     rank_file,
     read_rows,
-    row_key,
     write_summary,
 )
+from windowkv.eval.rows import ResultRow
 from windowkv.eval.variants import DEFAULT_BUDGET, Variant, make_variants
 
 __all__ = ["DEFAULT_BUDGET", "EvalResult", "Generation", "ModelInfo", "ResultsMismatchError", "Variant",
@@ -65,7 +65,7 @@ class EvalResult:
     """What :func:`evaluate` did (on this rank)."""
 
     out_dir: Path
-    rows: list[dict[str, Any]]  # every row of the run directory (rank 0; this rank's own rows elsewhere)
+    rows: list[ResultRow]  # every row of the run directory (rank 0; this rank's own rows elsewhere)
     computed: int
     resumed: int
     skipped: list[str]
@@ -118,7 +118,7 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: 
         warnings.simplefilter("ignore")  # rank 0 already reported (and set aside) broken lines
         existing = merge_rows(read_rows(main_file), *(read_rows(p) for p in sorted(out.glob("results.rank*.jsonl"))))
     _check_compatible(existing, variants, model_name)
-    done = {row_key(r) for r in existing}
+    done = {r.key for r in existing}
     if has_chat_template(tokenizer) is False and dist.is_main:
         console.print("[yellow]the tokenizer has no chat template: prompts are plain text[/]")
     info = ModelInfo.of(model)
@@ -141,9 +141,9 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: 
                               seed=seed, rank=dist.rank, ignore_eos=ignore_eos, prefill=prefill)
             writer.write(row)
             computed += 1
-            if row.get("skipped"):
-                skipped.append(f"{example.id}: {row['skipped']}")
-                console.print(f"[yellow]skipped[/] {example.id} ({variant.name}): {row['skipped']}")
+            if row.skipped:
+                skipped.append(f"{example.id}: {row.skipped}")
+                console.print(f"[yellow]skipped[/] {example.id} ({variant.name}): {row.skipped}")
             advance(1, f"{variant.name} {example.id}")
 
         if shared_prefill:  # one prefill per example, replayed under every policy
@@ -163,7 +163,7 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: 
                         run_one(handle, example, variant)
     dist.barrier()
     summary = None
-    rows: list[dict[str, Any]]
+    rows: list[ResultRow]
     if dist.is_main:
         rows = merge_rank_files(out, dist.world_size) if dist.distributed else read_rows(main_file)
         summary = write_summary(out, rows, _summary_info(
@@ -176,7 +176,7 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: 
 
 def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, variant: Variant, info: ModelInfo,
                 *, model_name: str, seed: int = 0, rank: int = 0, ignore_eos: bool = False,
-                prefill: Any = None) -> dict[str, Any]:
+                prefill: Any = None) -> ResultRow:
     """One result row: generate, score and measure ``example`` under ``variant`` (``handle`` active).
 
     With ``prefill`` (a :class:`~windowkv.eval.shared_prefill.SharedPrefill` of ``example``) the policy
@@ -186,6 +186,7 @@ def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, varia
     text = render_prompt(tokenizer, example, warn=False)
     input_ids = tokenizer(text, return_tensors="pt", add_special_tokens=not chat)["input_ids"]
     prompt_tokens = int(input_ids.shape[1])
+    # the row's fields are passed only when set, so that its JSON line has the keys rows always had
     row: dict[str, Any] = {
         "id": example.id, "task": example.task, "policy": variant.label, "budget": variant.budget,
         "budget_kind": variant.policy.budget.kind,
@@ -194,12 +195,12 @@ def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, varia
         "metric": example.metric, "prompt_tokens": prompt_tokens,
     }
     if example.task.startswith("longbench/"):
-        row["source_length"] = example.meta.get("length")  # LongBench's own count (words), not a grid length
+        row["source_length"] = example.source_length  # LongBench's own count (words), not a grid length
     limit = info.max_positions
     if limit is not None and prompt_tokens + example.max_new_tokens > limit:
         row["skipped"] = (f"prompt of {prompt_tokens} tokens + {example.max_new_tokens} new tokens exceeds the "
                           f"model's context of {limit} positions")
-        return row
+        return ResultRow(**row)
     if prefill is not None and prefill.usable(example):
         gen = prefill.generate(handle)
         row["shared_prefill"] = True
@@ -217,16 +218,16 @@ def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, varia
         "peak_memory_bytes": gen.peak_memory_bytes, "memory_method": gen.memory_method,
         "rank": rank, "seed": seed, "finished_at": round(time.time(), 3),
     })
-    return row
+    return ResultRow(**row)
 
 
-def _check_compatible(rows: Sequence[Mapping[str, Any]], variants: Sequence[Variant], model_name: str) -> None:
-    models = sorted({str(r.get("model")) for r in rows if r.get("model") is not None})
+def _check_compatible(rows: Sequence[ResultRow], variants: Sequence[Variant], model_name: str) -> None:
+    models = sorted({r.model for r in rows if r.model is not None})
     if models and models != [model_name]:
         raise ResultsMismatchError(
             f"the output directory holds results of model {', '.join(models)}, not {model_name}; "
             "use another --out (finished rows are never overwritten)")
-    hashes = {(r.get("policy"), str(r.get("budget"))): r.get("policy_hash") for r in rows}
+    hashes = {(r.policy, r.budget): r.policy_hash for r in rows}
     for v in variants:
         old = hashes.get((v.label, v.budget))
         if old is not None and old != v.fingerprint:

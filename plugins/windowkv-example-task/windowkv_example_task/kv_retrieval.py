@@ -63,7 +63,7 @@ class KVRetrievalTask(Task):
         _, key, value = chosen[n]
         return Example(id=f"kv-L{length}-d{self.depth:.2f}-s{seed}-i{index}", task=self.name, prompt=prompt,
                        answers=[value], metric="value_exact", max_new_tokens=self.max_new_tokens,
-                       meta={"key": key, "pairs": n + 1, "prompt_tokens": tokens}, length=length,
+                       meta={"key": key, "pairs": n + 1}, prompt_tokens=tokens, length=length,
                        depth=self.depth)
 
 
