@@ -90,7 +90,7 @@ def list_records_example(tokenizer: Any, length: int, *, num_items: int = 20, se
         id=f"list_records-L{length}-n{num_items}-s{seed}-i{index}", task=TASK, prompt=prompt, answers=answers,
         metric="list_recall", extra_metrics=("list_exact",),
         max_new_tokens=max_new_tokens or tokens_per_item * num_items,
-        meta={"length": length, "num_items": num_items, "seed": seed, "index": index},
+        length=length, meta={"num_items": num_items, "seed": seed, "index": index},
         prompt_tokens=tokens, score_with_prefix=True,
         answer_prefix=ANSWER_PREFIX,
     )
