@@ -35,7 +35,7 @@ from torch import Tensor
 from transformers.cache_utils import DynamicLayer
 
 from windowkv.cache.ragged import RaggedSlots, heads_differ, pack, unpack
-from windowkv.cache.segment_attention import segment_decode_attention
+from windowkv.cache.segment_attention import segment_bias, segment_decode_attention
 from windowkv.errors import WindowKVError
 
 #: storage layouts of the kept slots: ragged when heads keep different counts, or always padded / ragged
@@ -149,6 +149,8 @@ class CompressedLayer(DynamicLayer):
         self.layout = layout
         #: the kept slots without padding (``None``: padded storage in ``keys`` or ``stored_keys``)
         self.ragged: RaggedSlots | None = None
+        #: ``((B, H_q, dtype), [B x H_q, S])`` segment bias of the ragged slots, built at the first decode step
+        self._segment_bias: tuple[Any, Tensor] | None = None
         if key_channels is None and codec is None:
             # dense: one tensor for slots and appended tokens, grown like a DynamicLayer
             self.stored_keys = self.stored_values = None
@@ -422,6 +424,7 @@ class CompressedLayer(DynamicLayer):
         k0 = self.num_slots
         valid = self.valid.expand(self.keys.shape[0], self.keys.shape[1], k0)
         self.ragged = pack(self.keys[..., :k0, :], self.values[..., :k0, :], valid, self.weights)
+        self._segment_bias = None
         self.keys, self.values = self.keys[..., k0:, :].clone(), self.values[..., k0:, :].clone()
         self.weights = None
 
@@ -431,6 +434,7 @@ class CompressedLayer(DynamicLayer):
         self.keys, self.values = torch.cat([keys, self.keys], dim=-2), torch.cat([values, self.values], dim=-2)
         self.weights = weights
         self.ragged = None
+        self._segment_bias = None
 
     def can_attend_ragged(self, query_length: int, **kwargs: Any) -> bool:
         """Whether :meth:`ragged_attention` serves this forward: ragged slots, one new token, no logit
@@ -445,7 +449,11 @@ class CompressedLayer(DynamicLayer):
         b, h_kv, k0 = self.keys.shape[0], self.ragged.num_heads, self.num_slots
         slot_visible = slots[:, :, 0].expand(b, h_kv, k0).reshape(-1).index_select(0, self.ragged.index)
         scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-        return segment_decode_attention(query, self.ragged, slot_visible, self.keys, self.values, new, scale)
+        key = (b, query.shape[1], query.dtype)
+        if self._segment_bias is None or self._segment_bias[0] != key or self._segment_bias[1].device != query.device:
+            self._segment_bias = (key, segment_bias(self.ragged, b, query.shape[1], query.dtype))
+        return segment_decode_attention(query, self.ragged, slot_visible, self.keys, self.values, new, scale,
+                                        bias=self._segment_bias[1])
 
     def _weighted(self, mask: Tensor, weights: Tensor, num_query_heads: int, dtype: torch.dtype) -> Tensor:
         """Additive float mask with ``log(weight)`` (``weights`` ``[B, H_kv, K0]``) on the slots (both sdpa

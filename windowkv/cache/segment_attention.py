@@ -11,6 +11,9 @@ queries per slot and without the padded ``[B, H_kv, K0, D]`` tensor:
 - tail logits ``[B, H_kv, H_q / H_kv, T]`` from the dense tail;
 - one softmax over both (float32, as the models' eager attention), then ``probs @ values`` for each part.
 
+The segment structure (and ``log(weight)`` of merged slots) is a ``[N, S]`` additive bias built once per
+packing (:func:`segment_bias`); each step adds only the mask's per-slot visibility, fused into ``addmm``.
+
 Keys and values are read once (decode on a CPU is bound by memory traffic); the slot logits cost
 ``N x S`` multiply-adds of ``D``, i.e. ``B x H_kv`` times those a per-segment kernel would compute, a
 small matrix next to the keys while ``B x H_q`` stays well under ``D``. Merged slots add ``log(weight)``.
@@ -24,8 +27,22 @@ from torch import Tensor
 from windowkv.cache.ragged import RaggedSlots
 
 
+def segment_bias(slots: RaggedSlots, batch: int, num_query_heads: int, dtype: torch.dtype) -> Tensor:
+    """``[B x H_q, S]`` additive bias of the slot logits that does not change between decode steps: ``-inf``
+    outside each query's own segment (query ``n`` reads segment ``n // (H_q / H_kv)``: its row and KV
+    head, GQA), ``log(weight)`` of merged slots inside it. Built once per packing and reused."""
+    n = batch * num_query_heads
+    groups = num_query_heads // slots.num_heads
+    own = slots.segment[None, :] == torch.arange(n, device=slots.segment.device).div(groups, rounding_mode="floor")[:, None]
+    bias = torch.zeros(own.shape, dtype=dtype, device=own.device).masked_fill(~own, float("-inf"))
+    if slots.weights is not None:
+        bias = bias + torch.log(slots.weights.clamp(min=1e-30)).to(dtype)
+    return bias
+
+
 def segment_decode_attention(query: Tensor, slots: RaggedSlots, slot_visible: Tensor, tail_keys: Tensor,
-                             tail_values: Tensor, tail_visible: Tensor, scaling: float) -> Tensor:
+                             tail_values: Tensor, tail_visible: Tensor, scaling: float,
+                             bias: Tensor | None = None) -> Tensor:
     """Attention of one new token per row over ragged slots and the dense tail.
 
     Args:
@@ -36,6 +53,7 @@ def segment_decode_attention(query: Tensor, slots: RaggedSlots, slot_visible: Te
         tail_values: ``[B, H_kv, T, D_v]``.
         tail_visible: ``[B, 1 | H_kv, 1, T]`` bool.
         scaling: the logits' scale (``D ** -0.5`` for most models).
+        bias: :func:`segment_bias` of ``slots`` (computed here when ``None``).
 
     Returns:
         ``[B, 1, H_q, D_v]``, the layout transformers' attention functions return.
@@ -46,17 +64,15 @@ def segment_decode_attention(query: Tensor, slots: RaggedSlots, slot_visible: Te
     h_kv, t = slots.num_heads, tail_keys.shape[-2]
     groups = h_q // h_kv
     n = b * h_q
-    flat_q = query.reshape(n, d)
-    slot_logits = torch.matmul(flat_q, slots.keys.t()) * scaling  # [N, S]
-    query_segment = torch.arange(n, device=query.device).div(groups, rounding_mode="floor")
-    slot_seen = (slots.segment[None, :] == query_segment[:, None]) & slot_visible[None, :]
-    if slots.weights is not None:
-        slot_logits = slot_logits + torch.log(slots.weights.clamp(min=1e-30)).to(slot_logits.dtype)
+    if bias is None:
+        bias = segment_bias(slots, b, h_q, query.dtype)
+    hidden = torch.zeros((), dtype=bias.dtype, device=bias.device).masked_fill(~slot_visible, float("-inf"))
+    slot_logits = torch.addmm(bias + hidden, query.reshape(n, d), slots.keys.t(), alpha=scaling)  # [N, S]
     tail_logits = torch.matmul(query.view(b, h_kv, groups, d), tail_keys.transpose(-1, -2)) * scaling
     tail_seen = tail_visible.expand(b, h_kv, groups, t).reshape(n, t)
-    logits = torch.cat([slot_logits, tail_logits.reshape(n, t)], dim=-1)
-    logits = logits.masked_fill(~torch.cat([slot_seen, tail_seen], dim=-1), float("-inf"))
-    probs = torch.softmax(logits, dim=-1, dtype=torch.float32).to(query.dtype)
+    tail_logits = tail_logits.reshape(n, t).masked_fill(~tail_seen, float("-inf"))
+    probs = torch.softmax(torch.cat([slot_logits, tail_logits], dim=-1), dim=-1, dtype=torch.float32)
+    probs = probs.to(query.dtype)
     s = slots.keys.shape[0]
     out = torch.matmul(probs[:, :s], slots.values)  # [N, D_v]
     out = out + torch.matmul(probs[:, s:].view(b, h_kv, groups, t), tail_values).reshape(n, -1)
