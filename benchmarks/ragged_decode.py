@@ -9,11 +9,13 @@ blocked autorange, best of ``--rounds``), so the printed ratio holds on a shared
   mask, attend) at the embedded model's geometry (SmolLM2-135M: 9 query heads, 3 KV heads, head dim 64,
   float32). The three KV heads keep AdaKV-like shares of the budget (0.4x, 0.9x, 1.7x the per-head
   budget, plus the 32-token suffix), the padded layout sizes all three by the fullest;
-- ``model``: decode steps of a random-weight 4-layer Llama of that attention geometry after an ``adakv``
+- ``model``: ``--steps`` decode steps (wall clock, per step) of a random-weight 4-layer Llama of that
+  attention geometry after an ``adakv``
   prefill of a ``--length``-token prompt (``policy.apply(model, layout=...)``), MLPs and projections
   included.
 
-Prints one JSON line per measurement with ``ragged_over_padded`` = ragged tokens/s / padded tokens/s.
+Prints one JSON line per measurement with ``ragged_over_padded`` = ragged tokens/s / padded tokens/s (of the
+best steps) and the median of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import time
 
 import torch
 import transformers
@@ -81,10 +84,18 @@ def measure_op(args: argparse.Namespace) -> dict:
         for layout, layer in layers.items():
             times[layout] += best("op_step(attention, module, layer, query, new)", 1, op_step=op_step,
                                   attention=attention, module=module, layer=layer, query=query, new=new)
-    padded, ragged = min(times["padded"]), min(times["auto"])
-    return {"measure": "op", "length": args.length, "budget": args.budget, "padded_step_us": round(padded * 1e6, 1),
-            "ragged_step_us": round(ragged * 1e6, 1), "kv_nbytes_padded": layers["padded"].kv_nbytes(),
-            "kv_nbytes_ragged": layers["auto"].kv_nbytes(), "ragged_over_padded": round(padded / ragged, 3)}
+    return {"measure": "op", "length": args.length, "budget": args.budget, **_ratios(times),
+            "kv_nbytes_padded": layers["padded"].kv_nbytes(), "kv_nbytes_ragged": layers["auto"].kv_nbytes()}
+
+
+def _ratios(times: dict[str, list[float]]) -> dict:
+    """Best step of each layout, and the ratio of tokens/s (ragged over padded): of the best steps, and the
+    median of the per-round ratios (each round times both layouts back to back: robust to load drift)."""
+    padded, ragged = times["padded"], times["auto"]
+    per_round = sorted(p / r for p, r in zip(padded, ragged))
+    return {"padded_step_ms": round(min(padded) * 1e3, 3), "ragged_step_ms": round(min(ragged) * 1e3, 3),
+            "ragged_over_padded": round(min(padded) / min(ragged), 3),
+            "ragged_over_padded_median_of_rounds": round(per_round[len(per_round) // 2], 3)}
 
 
 def measure_model(args: argparse.Namespace) -> dict:
@@ -100,22 +111,24 @@ def measure_model(args: argparse.Namespace) -> dict:
         handles[layout].remove()
     token = torch.tensor([[5]])
 
-    def decode(layout: str) -> None:
+    def decode(layout: str) -> float:
+        """Seconds of ``--steps`` decode steps on a fresh copy of the compressed cache (copy not timed)."""
         cache = copy.deepcopy(caches[layout])
-        with handles[layout].policy.apply(model, layout=layout), torch.no_grad():
+        with policy.apply(model, layout=layout), torch.no_grad():
+            start = time.perf_counter()
             for _ in range(args.steps):
                 model(token, past_key_values=cache, use_cache=True)
+            return time.perf_counter() - start
 
-    decode("padded")  # warm-up
+    decode("padded"), decode("auto")  # warm-up
     times = {"padded": [], "auto": []}
-    for _ in range(args.rounds):
+    for _ in range(args.rounds):  # alternate the layouts
         for layout in times:
-            times[layout] += best("decode(layout)", 1, decode=decode, layout=layout)
-    padded, ragged = min(times["padded"]), min(times["auto"])
+            times[layout].append(decode(layout))
     ragged_layers = sum(isinstance(x, CompressedLayer) and x.ragged is not None for x in caches["auto"].layers)
+    times = {k: [t / args.steps for t in v] for k, v in times.items()}
     return {"measure": "model", "length": args.length, "budget": args.budget, "steps": args.steps,
-            "ragged_layers": ragged_layers, "padded_tokens_per_s": round(args.steps / padded, 1),
-            "ragged_tokens_per_s": round(args.steps / ragged, 1), "ragged_over_padded": round(padded / ragged, 3)}
+            "ragged_layers": ragged_layers, **_ratios(times)}
 
 
 def main() -> None:
@@ -124,7 +137,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=0.12, help="ratio of the review tokens kept per head")
     parser.add_argument("--appended", type=int, default=64, help="tokens decoded before the timed step (op)")
     parser.add_argument("--steps", type=int, default=16, help="decode steps per timed run (model)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--only", choices=("op", "model"), default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
