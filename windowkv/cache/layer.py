@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from transformers.cache_utils import DynamicLayer
 
-from windowkv.cache.ragged import RaggedSlots, heads_differ, pack, unpack
+from windowkv.cache.ragged import RaggedSlots, pack, unpack, wastes_padding
 from windowkv.cache.segment_attention import segment_bias, segment_decode_attention
 from windowkv.errors import WindowKVError
 
@@ -103,9 +103,9 @@ class CompressedLayer(DynamicLayer):
             dequantized at every forward of the layer.
         owner: who compressed the layer (model and policy), checked when the cache is continued.
         sliding_window: the model layer's sliding window, if any (eviction cannot combine with it).
-        layout: ``"auto"`` (ragged when some row's KV heads keep different numbers of slots and the slots
-            are stored dense, else padded), ``"padded"`` or ``"ragged"`` (refused with a quantizer or
-            pruned key channels).
+        layout: ``"auto"`` (ragged when the slots are stored dense and per KV head, and some row's heads
+            keep different numbers of slots or none fills ``K0``; else padded), ``"padded"`` or
+            ``"ragged"`` (refused with a quantizer or pruned key channels).
     """
 
     is_sliding = False
@@ -416,10 +416,11 @@ class CompressedLayer(DynamicLayer):
     # ------------------------------------------------------------------ ragged storage
 
     def _choose_layout(self) -> None:
-        """Pack dense padded slots ragged when the layout asks for it (``"auto"``: heads keep different counts)."""
+        """Pack dense padded slots ragged when the layout asks for it (``"auto"``: some row's KV heads keep
+        different counts, or no head fills the padded width: :func:`~windowkv.cache.ragged.wastes_padding`)."""
         if self.stored_keys is not None or self.ragged is not None or self.layout == "padded":
             return
-        if self.layout == "auto" and not heads_differ(self.valid):
+        if self.layout == "auto" and not wastes_padding(self.valid):
             return
         k0 = self.num_slots
         valid = self.valid.expand(self.keys.shape[0], self.keys.shape[1], k0)

@@ -57,7 +57,7 @@ class RaggedSlots:
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def heads_differ(valid: Tensor) -> bool:
+def wastes_padding(valid: Tensor) -> bool:
     """Whether per-KV-head slots ``valid`` ``[B, H, K0]`` leave padding that ragged storage frees: some row's
     heads keep different numbers of slots, or no head fills the padded width ``K0`` (a head-wise selector
     sizes the grid for the most one head may keep).
@@ -101,4 +101,3 @@ def unpack(slots: RaggedSlots, batch: int) -> tuple[Tensor, Tensor, Tensor | Non
 
     weights = None if slots.weights is None else scatter(slots.weights, 1.0)
     return scatter(slots.keys, 0.0), scatter(slots.values, 0.0), weights
-

@@ -33,7 +33,8 @@ def segment_bias(slots: RaggedSlots, batch: int, num_query_heads: int, dtype: to
     head, GQA), ``log(weight)`` of merged slots inside it. Built once per packing and reused."""
     n = batch * num_query_heads
     groups = num_query_heads // slots.num_heads
-    own = slots.segment[None, :] == torch.arange(n, device=slots.segment.device).div(groups, rounding_mode="floor")[:, None]
+    query_segment = torch.arange(n, device=slots.segment.device).div(groups, rounding_mode="floor")
+    own = slots.segment[None, :] == query_segment[:, None]
     bias = torch.zeros(own.shape, dtype=dtype, device=own.device).masked_fill(~own, float("-inf"))
     if slots.weights is not None:
         bias = bias + torch.log(slots.weights.clamp(min=1e-30)).to(dtype)
