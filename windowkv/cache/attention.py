@@ -4,7 +4,9 @@
 ``remove()``. The function is the model's own ``sdpa``/``eager`` attention, except on a
 :class:`~windowkv.cache.layer.CompressedLayer`: there it replaces the mask transformers built for the
 logical sequence with the layer's own (:meth:`CompressedLayer.attention_mask`: kept slots at their true
-positions, unused slots hidden, ``log(weight)`` of merged slots). The compressed layer is handed over by
+positions, unused slots hidden, ``log(weight)`` of merged slots); a decode step over ragged slots (KV heads
+keeping different counts) is the layer's own segment attention (:meth:`CompressedLayer.ragged_attention`),
+which never builds the padded keys. The compressed layer is handed over by
 the attention module's pre-hook as the keyword argument :data:`LAYER_KWARG`; without it (prefill,
 uncompressed layers) the call is exactly the underlying implementation's.
 """
@@ -44,6 +46,10 @@ def make_attention(style: str) -> Callable[..., tuple[Tensor, Any]]:
         if isinstance(layer, CompressedLayer):
             if layer.query_window:
                 layer.record_queries(query, kwargs.get("scaling"))
+            if layer.ragged is not None:
+                if layer.can_attend_ragged(query.shape[-2], **kwargs) and not module.training:
+                    return layer.ragged_attention(query, attention_mask, kwargs.get("scaling")), None
+                key, value = layer.dense()  # several new tokens: the padded slots, masked as usual
             attention_mask = layer.attention_mask(attention_mask, query.shape[-2], query.shape[1], style,
                                                   query.dtype)
         if style == "sdpa":

@@ -11,6 +11,14 @@ After a prefill eviction, each compressed layer of a transformers ``DynamicCache
   quantized storage (packed codes + scales, dequantized for attention);
 - the tokens appended since the prefill (decode steps, new turns), stored dense.
 
+When the KV heads of a row keep different numbers of slots (head-wise selections such as AdaKV), the
+kept slots are stored **ragged** (:mod:`windowkv.cache.ragged`: ``[S, D]`` with per-(row, head) lengths,
+no padding to the fullest head) and decode steps attend over them with
+:func:`~windowkv.cache.segment_attention.segment_decode_attention`; the appended tokens stay a dense
+``[B, H_kv, T, D]`` tail, so appending stays a concatenation. Positions and validity stay on the padded
+``[B, H_kv, K0]`` grid (bookkeeping, a few bytes per slot) so masks are built as for padded storage.
+Quantized slots and pruned key channels keep the padded layout.
+
 It reports the **logical** length (tokens seen: prompt + appended) to ``get_seq_length`` and
 ``get_mask_sizes``, so ``generate``, prefix caching and hand-written loops number and slice tokens as
 for the uncompressed model; :meth:`physical_length` and :meth:`kv_nbytes` say what is really held.
@@ -26,7 +34,12 @@ import torch
 from torch import Tensor
 from transformers.cache_utils import DynamicLayer
 
+from windowkv.cache.ragged import RaggedSlots, pack, unpack, wastes_padding
+from windowkv.cache.segment_attention import segment_bias, segment_decode_attention
 from windowkv.errors import WindowKVError
+
+#: storage layouts of the kept slots: ragged when heads keep different counts, or always padded / ragged
+LAYOUTS = ("auto", "padded", "ragged")
 
 
 class Codec(Protocol):
@@ -90,6 +103,9 @@ class CompressedLayer(DynamicLayer):
             dequantized at every forward of the layer.
         owner: who compressed the layer (model and policy), checked when the cache is continued.
         sliding_window: the model layer's sliding window, if any (eviction cannot combine with it).
+        layout: ``"auto"`` (ragged when the slots are stored dense and per KV head, and some row's heads
+            keep different numbers of slots or none fills ``K0``; else padded), ``"padded"`` or
+            ``"ragged"`` (refused with a quantizer or pruned key channels).
     """
 
     is_sliding = False
@@ -98,8 +114,14 @@ class CompressedLayer(DynamicLayer):
 
     def __init__(self, keys: Tensor, values: Tensor, positions: Tensor, valid: Tensor, prompt_length: int, *,
                  weights: Tensor | None = None, key_channels: Tensor | None = None, head_dim: int | None = None,
-                 codec: Codec | None = None, owner: Any = None, sliding_window: int | None = None) -> None:
+                 codec: Codec | None = None, owner: Any = None, sliding_window: int | None = None,
+                 layout: str = "auto") -> None:
         super().__init__()
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown cache layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+        if layout == "ragged" and (codec is not None or key_channels is not None):
+            raise WindowKVError("the ragged cache layout stores dense slots: it cannot hold quantized slots or "
+                                "pruned key channels (use layout='auto' or 'padded')")
         if positions.shape != valid.shape or positions.shape[-1] != keys.shape[-2]:
             raise ValueError(f"positions {tuple(positions.shape)}, valid {tuple(valid.shape)} and keys "
                              f"{tuple(keys.shape)} disagree on the number of kept slots")
@@ -124,10 +146,16 @@ class CompressedLayer(DynamicLayer):
         self.expect_update = False
         self.is_initialized = True
         self.num_slots = keys.shape[-2]
+        self.layout = layout
+        #: the kept slots without padding (``None``: padded storage in ``keys`` or ``stored_keys``)
+        self.ragged: RaggedSlots | None = None
+        #: ``((B, H_q, dtype), [B x H_q, S])`` segment bias of the ragged slots, built at the first decode step
+        self._segment_bias: tuple[Any, Tensor] | None = None
         if key_channels is None and codec is None:
             # dense: one tensor for slots and appended tokens, grown like a DynamicLayer
             self.stored_keys = self.stored_values = None
             self.keys, self.values = keys, values
+            self._choose_layout()
         else:
             self.stored_keys = _quantize(codec, "keys", keys)
             self.stored_values = _quantize(codec, "values", values)
@@ -150,6 +178,8 @@ class CompressedLayer(DynamicLayer):
         self.keys = torch.cat([self.keys, key_states], dim=-2)
         self.values = torch.cat([self.values, value_states], dim=-2)
         self.logical_length += key_states.shape[-2]
+        if self.ragged is not None:  # the attention function reads the ragged slots from the layer
+            return self.keys, self.values
         return self.dense()
 
     def get_seq_length(self) -> int:
@@ -185,6 +215,9 @@ class CompressedLayer(DynamicLayer):
         self.logical_length -= n
 
     def _map_rows(self, fn: Callable[[Tensor], Tensor]) -> None:
+        ragged = self.ragged is not None
+        if ragged:
+            self._to_padded()
         self.keys, self.values = fn(self.keys), fn(self.values)
         self.positions, self.valid = fn(self.positions), fn(self.valid)
         self.recent_queries = _map_batch(self.recent_queries, fn)
@@ -192,6 +225,8 @@ class CompressedLayer(DynamicLayer):
         self.key_channels = _map_batch(self.key_channels, fn)
         self.stored_keys = _map_batch(self.stored_keys, fn)
         self.stored_values = _map_batch(self.stored_values, fn)
+        if ragged:
+            self._choose_layout()
 
     def batch_repeat_interleave(self, repeats: int) -> None:
         self._map_rows(lambda t: t.repeat_interleave(repeats, dim=0))
@@ -224,11 +259,14 @@ class CompressedLayer(DynamicLayer):
         """Bytes of key/value storage really held: slots (packed when quantized, with scales), per-slot
         weights, kept-channel indices and appended tokens; position bookkeeping is not counted."""
         slots = (_nbytes(self.stored_keys) + _nbytes(self.stored_values)) if self.stored_keys is not None else 0
+        if self.ragged is not None:  # packed slots, their weights and the per-(row, head) lengths
+            slots += self.ragged.nbytes()
         return slots + _nbytes(self.keys) + _nbytes(self.values) + _nbytes(self.weights) + _nbytes(self.key_channels)
 
     def dense(self) -> tuple[Tensor, Tensor]:
-        """Every physical slot as dense ``[B, H_kv, K, D]`` keys and values: what attention reads."""
-        if self.stored_keys is None:
+        """Every physical slot as dense ``[B, H_kv, K, D]`` keys and values: what attention reads (ragged
+        slots are padded to the fullest head here: only for several new tokens at once and re-scoring)."""
+        if self.stored_keys is None and self.ragged is None:
             return self.keys, self.values
         slot_keys, slot_values = self.dense_slots()
         return torch.cat([slot_keys, self.keys], dim=-2), torch.cat([slot_values, self.values], dim=-2)
@@ -237,6 +275,9 @@ class CompressedLayer(DynamicLayer):
         """The kept prompt slots as dense ``[B, H_kv, K0, D]`` keys and values (dequantized, pruned key
         channels zero-filled: a zero channel adds nothing to ``q·k``, so attention equals the query
         reduced to the kept channels)."""
+        if self.ragged is not None:
+            keys, values, _ = unpack(self.ragged, self.keys.shape[0])
+            return keys, values
         if self.stored_keys is None:
             return self.keys[..., : self.num_slots, :], self.values[..., : self.num_slots, :]
         keys, values = self.stored_keys, self.stored_values
@@ -304,6 +345,9 @@ class CompressedLayer(DynamicLayer):
             raise WindowKVError("re-selecting slots stored quantized or with pruned key channels is not supported")
         from windowkv.tensor_ops import gather_positions
 
+        ragged = self.ragged is not None
+        if ragged:
+            self._to_padded()
         positions, slot_valid = self.slot_positions()
         heads = max(index.shape[1], positions.shape[1])
         b, k = index.shape[0], index.shape[-1]
@@ -316,6 +360,8 @@ class CompressedLayer(DynamicLayer):
         self.keys, self.values = gather_positions(self.keys, idx), gather_positions(self.values, idx)
         self.num_slots = k
         self.slots_end = self.logical_length
+        if ragged or self.layout == "ragged":
+            self._choose_layout()
 
     def attention_mask(self, logical_mask: Tensor | None, query_length: int, num_query_heads: int,
                        style: str, dtype: torch.dtype) -> Tensor:
@@ -332,6 +378,21 @@ class CompressedLayer(DynamicLayer):
             ``[B, 1 | H_q, q, K0 + appended]``: a slot is seen where it is valid and the logical mask lets
             the query see the slot's true position; merged slots add ``log(weight)``.
         """
+        slots, new = self._visibility(logical_mask, query_length)
+        mask = torch.cat([slots, new], dim=-1)
+        heads = mask.shape[1]
+        weights = self.weights if self.ragged is None or self.ragged.weights is None else \
+            unpack(self.ragged, mask.shape[0])[2]
+        if weights is not None:
+            return self._weighted(mask, weights, num_query_heads, dtype)
+        if heads > 1:
+            mask = mask.repeat_interleave(num_query_heads // heads, dim=1)
+        if style == "eager":
+            return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+        return mask
+
+    def _visibility(self, logical_mask: Tensor | None, query_length: int) -> tuple[Tensor, Tensor]:
+        """Which slots (``[B, H, q, K0]``) and appended tokens (``[B, H, q, T]``) each query sees (bool)."""
         b, heads, k0 = self.valid.shape
         appended = self.appended_length
         if logical_mask is None:
@@ -350,21 +411,58 @@ class CompressedLayer(DynamicLayer):
             idx = self.positions[:, :, None, :].expand(b, heads, query_length, k0)
             slots = allowed.expand(b, heads, query_length, -1).gather(-1, idx) & self.valid[:, :, None, :]
             new = allowed[..., self.slots_end:].expand(b, heads, query_length, appended)
-        mask = torch.cat([slots, new], dim=-1)
-        if self.weights is not None:
-            return self._weighted(mask, num_query_heads, dtype)
-        if heads > 1:
-            mask = mask.repeat_interleave(num_query_heads // heads, dim=1)
-        if style == "eager":
-            return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
-        return mask
+        return slots, new
 
-    def _weighted(self, mask: Tensor, num_query_heads: int, dtype: torch.dtype) -> Tensor:
-        """Additive float mask with ``log(weight)`` on the slots (both sdpa and eager take it)."""
-        h_kv = self.weights.shape[1]
+    # ------------------------------------------------------------------ ragged storage
+
+    def _choose_layout(self) -> None:
+        """Pack dense padded slots ragged when the layout asks for it (``"auto"``: some row's KV heads keep
+        different counts, or no head fills the padded width: :func:`~windowkv.cache.ragged.wastes_padding`)."""
+        if self.stored_keys is not None or self.ragged is not None or self.layout == "padded":
+            return
+        if self.layout == "auto" and not wastes_padding(self.valid):
+            return
+        k0 = self.num_slots
+        valid = self.valid.expand(self.keys.shape[0], self.keys.shape[1], k0)
+        self.ragged = pack(self.keys[..., :k0, :], self.values[..., :k0, :], valid, self.weights)
+        self._segment_bias = None
+        self.keys, self.values = self.keys[..., k0:, :].clone(), self.values[..., k0:, :].clone()
+        self.weights = None
+
+    def _to_padded(self) -> None:
+        """Turn ragged slots back into the padded layout (unused slots zero, weight 1, invalid)."""
+        keys, values, weights = unpack(self.ragged, self.keys.shape[0])
+        self.keys, self.values = torch.cat([keys, self.keys], dim=-2), torch.cat([values, self.values], dim=-2)
+        self.weights = weights
+        self.ragged = None
+        self._segment_bias = None
+
+    def can_attend_ragged(self, query_length: int, **kwargs: Any) -> bool:
+        """Whether :meth:`ragged_attention` serves this forward: ragged slots, one new token, no logit
+        soft-capping or attention sinks (those go through the model's attention over :meth:`dense`)."""
+        return (self.ragged is not None and query_length == 1 and kwargs.get("softcap") is None
+                and kwargs.get("s_aux") is None and kwargs.get("sinks") is None)
+
+    def ragged_attention(self, query: Tensor, logical_mask: Tensor | None, scaling: float | None) -> Tensor:
+        """Decode attention of ``query`` ``[B, H_q, 1, D]`` over the ragged slots and the dense tail
+        (after :meth:`update`); returns ``[B, 1, H_q, D]``."""
+        slots, new = self._visibility(logical_mask, 1)
+        b, h_kv, k0 = self.keys.shape[0], self.ragged.num_heads, self.num_slots
+        slot_visible = slots[:, :, 0].expand(b, h_kv, k0).reshape(-1).index_select(0, self.ragged.index)
+        scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+        key = (b, query.shape[1], query.dtype)
+        if self._segment_bias is None or self._segment_bias[0] != key or self._segment_bias[1].device != query.device:
+            self._segment_bias = (key, segment_bias(self.ragged, b, query.shape[1], query.dtype))
+        return segment_decode_attention(query, self.ragged, slot_visible, self.keys, self.values, new, scale,
+                                        bias=self._segment_bias[1])
+
+    def _weighted(self, mask: Tensor, weights: Tensor, num_query_heads: int, dtype: torch.dtype) -> Tensor:
+        """Additive float mask with ``log(weight)`` (``weights`` ``[B, H_kv, K0]``) on the slots (both sdpa
+        and eager take it)."""
+        h_kv = weights.shape[1]
         mask = mask.expand(mask.shape[0], h_kv, *mask.shape[2:])
         q = mask.shape[2]
-        log_w = torch.log(self.weights.clamp(min=1e-30)).to(dtype)
+        log_w = torch.log(weights.clamp(min=1e-30)).to(dtype)
         bias = torch.cat([log_w[:, :, None, :].expand(-1, -1, q, -1),
                           log_w.new_zeros(*log_w.shape[:2], q, mask.shape[-1] - log_w.shape[-1])], dim=-1)
         out = bias.masked_fill(~mask, torch.finfo(dtype).min)

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from windowkv.cache import IMPLEMENTATIONS, LAYER_KWARG, CompressedLayer, register_attention
+from windowkv.cache.layer import LAYOUTS
 from windowkv.cache.nbytes import byte_cost, cache_nbytes
 from windowkv.errors import ConfigError, UnsupportedModelError
 from windowkv.hf.architectures import attention_layers, make_query_projector, text_config
@@ -111,9 +112,19 @@ class CompressionHandle:
         model: a transformers causal LM (see :data:`windowkv.hf.SUPPORTED_MODEL_TYPES`).
         tokenizer: decodes the prompt for classifiers that read text.
         task: force this task label (skips the classifier).
+        layout: storage of the kept slots (:data:`windowkv.cache.layer.LAYOUTS`): ``"auto"`` stores a
+            layer ragged when its KV heads keep different numbers of slots (no padding to the fullest
+            head), ``"padded"`` always pads (the reference layout), ``"ragged"`` always packs.
     """
 
-    def __init__(self, policy: Any, model: nn.Module, tokenizer: Any = None, task: str | None = None):
+    def __init__(self, policy: Any, model: nn.Module, tokenizer: Any = None, task: str | None = None,
+                 layout: str = "auto"):
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown cache layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+        if layout == "ragged" and (policy.quantizer is not None or policy.channel_pruner is not None):
+            raise ConfigError([("layout", "the ragged layout stores dense slots: it cannot combine with a "
+                                          "quantizer or a channel pruner (use 'auto' or 'padded')")])
+        self.layout = layout
         self.policy = policy
         self.model = model
         self.tokenizer = tokenizer
@@ -300,7 +311,7 @@ class CompressionHandle:
         suffix = max(g.suffix_size for g in state.run.groups)
         compressed = build_compressed_layer(self.policy, layer.keys, layer.values, key_valid, selection, project,
                                             suffix, module.num_key_value_groups, module.scaling, owner=self.owner,
-                                            sliding_window=sliding)
+                                            sliding_window=sliding, layout=self.layout)
         if selection is not None:
             state.run.selections[idx] = selection
         compressed.query_window = self.policy.recent_query_window

@@ -290,16 +290,18 @@ class Policy(PolicyConfig):
 
     # ------------------------------------------------------------------ models
 
-    def apply(self, model: Any, tokenizer: Any = None, task: str | None = None) -> CompressionHandle:
+    def apply(self, model: Any, tokenizer: Any = None, task: str | None = None,
+              layout: str = "auto") -> CompressionHandle:
         """Compress ``model``'s KV cache at every prefill while the returned handle is active.
 
         Use it as a context manager (``with policy.apply(model, tokenizer): model.generate(...)``) or
         call ``.remove()`` on the handle. ``tokenizer`` lets text classifiers read the prompt;
-        ``task`` forces a task label instead.
+        ``task`` forces a task label instead. ``layout`` is how kept slots are stored: ``"auto"`` (ragged
+        when a layer's KV heads keep different numbers of slots), ``"padded"`` or ``"ragged"``.
         """
         from windowkv.hf.apply import CompressionHandle
 
-        return CompressionHandle(self, model, tokenizer=tokenizer, task=task)
+        return CompressionHandle(self, model, tokenizer=tokenizer, task=task, layout=layout)
 
 
 def _check_layer(run: CompressionRun, layer_idx: int, keys: Tensor, key_valid: Tensor) -> None:
