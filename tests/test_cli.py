@@ -250,3 +250,15 @@ def test_eval_ruler_tasks_and_longbench_files_on_a_tiny_model(model_dir, tmp_pat
     assert all(r.source_length is not None and not r.model_extra for r in rows)
     summary = json.loads((tmp_path / "lb" / SUMMARY_JSON).read_text())
     assert summary["config"]["device_map"] == "auto" and summary["config"]["max_length"] == 1024 - 512
+
+
+@pytest.mark.parametrize("command", ["eval_cmd", "compare"])
+def test_eval_and_compare_options_are_exactly_the_evalspec_fields(command):
+    import inspect
+
+    from windowkv import cli
+    from windowkv.eval.spec import EvalSpec
+
+    options = inspect.signature(getattr(cli, command)).parameters
+    fields = {cli._SPEC_FIELD.get(name, name) for name in options}
+    assert fields == set(EvalSpec.model_fields) - {"command"}

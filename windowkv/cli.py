@@ -279,15 +279,29 @@ def tasks() -> None:
 
 # ---------------------------------------------------------------------------- eval and compare
 
-def _run(spec_fields: dict[str, Any], lengths: list[str] | None, depths: list[str] | None,
-         task_options: list[str] | None = None) -> None:
+#: option name of ``eval``/``compare`` -> :class:`~windowkv.eval.spec.EvalSpec` field, where they differ
+_SPEC_FIELD = {"policy": "policies", "budget": "budgets", "seed": "seeds", "out_dir": "out",
+               "task_option": "task_options"}
+
+
+def _run_options(command: str, options: dict[str, Any]) -> None:
+    """Run ``eval`` or ``compare`` from its parsed options (the command function's ``locals()``): one
+    mapping from options to :class:`~windowkv.eval.spec.EvalSpec` fields for both commands."""
+    with _user_errors():
+        fields = {_SPEC_FIELD.get(name, name): value for name, value in options.items()}
+        fields.update(policies=fields["policies"] or None, budgets=fields["budgets"] or None,
+                      subtasks=fields["subtasks"] or [], lengths=_split(fields["lengths"], int),
+                      depths=_split(fields["depths"], float), task_options=parse_task_options(fields["task_options"]))
+    _run({"command": command, **fields})
+
+
+def _run(spec_fields: dict[str, Any]) -> None:
     """Build the :class:`~windowkv.eval.spec.EvalSpec` of a command's options and run it."""
     from windowkv.eval.distributed import DistContext
     from windowkv.eval.spec import EvalSpec, run_spec
 
     with _user_errors():
-        spec = EvalSpec.of(**spec_fields, lengths=_split(lengths, int), depths=_split(depths, float),
-                           task_options=parse_task_options(task_options))
+        spec = EvalSpec.of(**spec_fields)
         spec.variants()
         names = spec.task_names()  # unknown names and bad budgets fail before the model loads
     dist = DistContext.from_env()
@@ -353,12 +367,7 @@ def eval_cmd(
     shared_prefill: SharedPrefillOpt = False,
 ) -> None:
     """Evaluate one policy at one budget on a task; rows, summary and plots go to --out (resumable)."""
-    _run(dict(command="eval", task=task, policies=[policy], budgets=[budget] if budget else None, model=model,
-              device=device, dtype=dtype, attn=attn, device_map=device_map, limit=limit, seeds=seed, out=out_dir,
-              num_examples=num_examples, subtasks=subtasks or [], data=data, max_length=max_length,
-              max_new_tokens=max_new_tokens, ignore_eos=ignore_eos, threads=threads, progress=progress,
-              plots=plots, shared_prefill=shared_prefill),
-         lengths, depths, task_option)
+    _run_options("eval", {**locals(), "policy": [policy], "budget": [budget] if budget else None})
 
 
 @app.command()
@@ -389,12 +398,7 @@ def compare(
     shared_prefill: SharedPrefillOpt = False,
 ) -> None:
     """Compare several policies x budgets in one run: one table, side-by-side heatmaps, score vs budget."""
-    _run(dict(command="compare", task=task, policies=policy or None, budgets=budget or None, model=model,
-              device=device, dtype=dtype, attn=attn, device_map=device_map, limit=limit, seeds=seed, out=out_dir,
-              num_examples=num_examples, subtasks=subtasks or [], data=data, max_length=max_length,
-              max_new_tokens=max_new_tokens, ignore_eos=ignore_eos, threads=threads, progress=progress,
-              plots=plots, shared_prefill=shared_prefill),
-         lengths, depths, task_option)
+    _run_options("compare", locals())
 
 
 @app.command()
