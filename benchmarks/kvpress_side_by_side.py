@@ -22,6 +22,7 @@ length (20): its prompt is the last ``L - L % 20`` tokens.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
@@ -155,7 +156,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(f"unknown press {', '.join(unknown)}; choose from {', '.join(PRESSES)}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    import kvpress
     import transformers
 
     from windowkv.bench import bench_prompt
@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     model, tokenizer = load_model(args.model, dtype=args.dtype, device="cpu", attn_implementation="sdpa")
     lengths = [_length(x) for x in args.lengths.split(",") if x.strip()]
     env = {"torch": torch.__version__, "transformers": transformers.__version__,
-           "kvpress": getattr(kvpress, "__version__", None), "threads": torch.get_num_threads(),
+           "kvpress": importlib.metadata.version("kvpress"), "threads": torch.get_num_threads(),
            "model": args.model or "the embedded SmolLM2-135M-Instruct", "dtype": args.dtype,
            "loadavg_start": list(os.getloadavg()), "settings": vars(args) | {"json": str(args.json)}}
     rows = side_by_side(model, lambda n: bench_prompt(tokenizer, n), lengths, presses,
