@@ -8,6 +8,7 @@
     windowkv compare needle -p full -p windowkv -b 0.12 -b 0.25 --out runs/cmp
     windowkv generate "Summarise: ..." --policy windowkv --budget 0.12
     windowkv report runs/cmp --markdown
+    windowkv bench -p windowkv -p snapkv --lengths 1k,2k,4k --json runs/bench.json
     windowkv classifier eval -c keyword -c embedding      # task classifiers on the held-out prompts
 
 Exit codes: 0 success; 1 a runtime failure (model cannot be loaded, unsupported model) or an invalid
@@ -548,6 +549,10 @@ def generate(
 from windowkv.cli_inspect import inspect_cmd  # noqa: E402  (it imports this module's options)
 
 app.command("inspect")(inspect_cmd)
+
+from windowkv.cli_bench import bench_cmd  # noqa: E402  (it imports this module's options)
+
+app.command("bench")(bench_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover
