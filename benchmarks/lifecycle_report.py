@@ -27,6 +27,9 @@ LONG_POLICIES: dict[str, dict[str, Any]] = {
     "full": {"preset": "full"},
     "rkv512": {"preset": "full", "decode": {"budget": 512, "interval": 64, "window": 16}},
     "corm496": {"preset": "corm", "budget": 496},
+    # a decode budget above the prompt (~2,430 tokens): every record is in the cache when the answer starts
+    "rkv2560": {"preset": "full", "decode": {"budget": 2560, "interval": 64, "window": 16}},
+    "corm2560": {"preset": "corm", "budget": 2560},
     "windowkv0.25+rkv512": {"preset": "windowkv", "budget": 0.25,
                             "decode": {"budget": 512, "interval": 64, "window": 16}},
 }
