@@ -479,3 +479,15 @@ def test_a_path_given_as_a_config_points_to_load_policy(tmp_path):
         with pytest.raises(ConfigError, match=r"load_policy\(path\)"):
             Policy.from_config(given)
     assert load_policy(path) == Policy.from_preset("snapkv", budget=0.2)
+
+
+def test_every_experiment_config_validates():
+    """The configs behind docs' measured tables (configs/experiments/) stay valid policies."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "configs" / "experiments"
+    paths = sorted(folder.glob("*.yaml"))
+    assert paths
+    for path in paths:
+        policy = load_policy(path, budget=0.12)
+        assert policy.name != "custom", f"{path.name} names its policy for result tables"
