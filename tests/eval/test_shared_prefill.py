@@ -13,7 +13,7 @@ from windowkv.models import load_model
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TEXT = "The treaty of April 4, 1908, cost $53,000,000 in 17 ports. It was signed at noon.\n\n" * 40
 PRESETS = ["full", "windowkv", "windowkv_deep_leader", "windowkv_no_sharing", "snapkv", "pyramidkv", "chunkkv",
-           "adakv", "h2o", "tova", "streaming_llm", "knorm", "random"]
+           "adakv", "h2o", "tova", "streaming_llm", "knorm", "random", "windowkv_int4"]
 
 
 def test_replayed_prefill_equals_each_policys_own_generation(tmp_path):
@@ -33,5 +33,7 @@ def test_replayed_prefill_equals_each_policys_own_generation(tmp_path):
     for k in a:
         assert (b[k].prediction, b[k].kept_per_layer, b[k].new_tokens) == \
             (a[k].prediction, a[k].kept_per_layer, a[k].new_tokens), k
+        # bytes are measured from the replayed cache's tensors too (4-bit slots cost less than dense ones)
+        assert (b[k].kv_bytes_kept, b[k].kv_bytes_measured) == (a[k].kv_bytes_kept, a[k].kv_bytes_measured), k
         # the question asked after compression cannot share a prefill: it runs the ordinary path
         assert bool(b[k].shared_prefill) == (not k[0].endswith("qafter"))

@@ -235,20 +235,24 @@ def run_prompt(model: Any, tokenizer: Any, handle: Any, text: str, *, chat: bool
     prefill = (times[0] - start) if times else end - start
     decode = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else None
     run = handle.last_run if handle is not None else None
-    num_layers = ModelInfo.of(model).num_layers
-    if run is not None:
-        kept = [row[0] for row in run.kept_tokens()]
-        suffix = run.groups[0].suffix_size if run.groups else None
-        label = run.predictions[0].label if run.predictions else None
-    else:
-        kept, suffix, label = [prompt_tokens] * num_layers, None, None
     return Generation(
         prediction=tokenizer.decode(new_ids, skip_special_tokens=True),
         prompt_tokens=prompt_tokens, new_tokens=len(new_ids), prefill_seconds=prefill,
         decode_tokens_per_s=decode, seconds=end - start, peak_memory_bytes=peak, memory_method=meter.method,
-        kept_per_layer=kept, suffix_size=suffix, task_label=label, output_ids=new_ids,
-        kv_nbytes=run.kv_nbytes if run is not None else None,
+        output_ids=new_ids, **run_outcome(run, prompt_tokens, ModelInfo.of(model).num_layers),
     )
+
+
+def run_outcome(run: Any, prompt_tokens: int, num_layers: int) -> dict[str, Any]:
+    """What a compression run kept, as :class:`Generation` fields: tokens per layer (row 0), suffix size,
+    task label and the KV bytes measured from the cache after the prefill; with no run (no policy), the
+    whole prompt in every layer and nothing measured."""
+    if run is None:
+        return {"kept_per_layer": [prompt_tokens] * num_layers, "suffix_size": None, "task_label": None,
+                "kv_nbytes": None}
+    return {"kept_per_layer": [row[0] for row in run.kept_tokens()],
+            "suffix_size": run.groups[0].suffix_size if run.groups else None,
+            "task_label": run.predictions[0].label if run.predictions else None, "kv_nbytes": run.kv_nbytes}
 
 
 def cache_stats(gen: Generation, info: ModelInfo) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from windowkv.eval.measure import Generation, ModelInfo, cache_argument, generation_config
+from windowkv.eval.measure import Generation, ModelInfo, cache_argument, generation_config, run_outcome
 
 
 @dataclass
@@ -99,20 +99,12 @@ def replay_generate(model: Any, tokenizer: Any, handle: Any, captured: CapturedP
                                  **cache_argument(model, cache))
             new_ids = out[0, captured.input_ids.shape[1]:].tolist()
     seconds = time.perf_counter() - start
-    run = handle.last_run
     prompt_tokens = int(captured.input_ids.shape[1])
-    num_layers = ModelInfo.of(model).num_layers
-    if run is not None:
-        kept = [row[0] for row in run.kept_tokens()]
-        suffix = run.groups[0].suffix_size if run.groups else None
-        label = run.predictions[0].label if run.predictions else None
-    else:
-        kept, suffix, label = [prompt_tokens] * num_layers, None, None
     return Generation(
         prediction=tokenizer.decode(new_ids, skip_special_tokens=True), prompt_tokens=prompt_tokens,
         new_tokens=len(new_ids), prefill_seconds=captured.seconds, decode_tokens_per_s=None,
-        seconds=captured.seconds + seconds, peak_memory_bytes=None, memory_method=None, kept_per_layer=kept,
-        suffix_size=suffix, task_label=label, output_ids=new_ids,
+        seconds=captured.seconds + seconds, peak_memory_bytes=None, memory_method=None, output_ids=new_ids,
+        **run_outcome(handle.last_run, prompt_tokens, ModelInfo.of(model).num_layers),
     )
 
 
