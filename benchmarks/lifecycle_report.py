@@ -83,6 +83,10 @@ def _rows(path: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
 def markdown_tables(long: list[str], runs: list[str], multiturn: list[str]) -> str:
     """The report's tables from the rows the commands wrote."""
     out: list[str] = []
@@ -95,36 +99,41 @@ def markdown_tables(long: list[str], runs: list[str], multiturn: list[str]) -> s
                            f"{r['final_kv_bytes'] / 2**20:.1f} | {r['scores']['list_recall']:.2f} | "
                            f"{r['scores']['list_exact']:.0f} |")
         out.append("")
+    if runs or multiturn:
+        from windowkv.eval.multiturn import summary_table
+        from windowkv.eval.results import read_rows
     if runs:
         out += ["| task family | policy | budget | chosen review kept | kept review tokens / layer | score | n |",
                 "|---|---|---|---|---|---|---|"]
-        groups: dict[tuple, list[dict[str, Any]]] = {}
+        groups: dict[tuple, list[Any]] = {}
         for run in runs:
-            for r in _rows(f"{run}/results.jsonl"):
-                if r.get("skipped"):
+            for r in read_rows(f"{run}/results.jsonl"):
+                if r.skipped:
                     continue
-                family = r["task"].split("/")[0] if r["task"].startswith("needle") else r["task"]
-                groups.setdefault((family, r["policy"], r["budget"]), []).append(r)
+                family = r.task.split("/")[0] if r.task.startswith("needle") else r.task
+                groups.setdefault((family, r.policy, r.budget), []).append(r)
         for (family, policy, budget), rows in sorted(groups.items()):
             n = len(rows)
             out.append(f"| {family} | {policy} | {budget} | "
-                       f"{sum(r['kept_review_fraction'] for r in rows) / n:.1%} | "
-                       f"{sum(r.get('kept_review_tokens', 0.0) for r in rows) / n:.0f} | "
-                       f"{sum(r['score'] for r in rows) / n:.2f} | {n} |")
+                       f"{sum(r.kept_review_fraction for r in rows) / n:.1%} | "
+                       f"{sum(r.kept_review_tokens or 0.0 for r in rows) / n:.0f} | "
+                       f"{sum(r.score for r in rows) / n:.2f} | {n} |")
         out.append("")
     if multiturn:
-        from windowkv.eval.multiturn import summary_table
-
-        rows = [r for path in multiturn for r in _rows(path)]
-        out += ["| policy | budget | mode | turn | score | KV MiB after the turn |", "|---|---|---|---|---|---|"]
-        for r in sorted(rows, key=lambda r: (r["policy"], r["budget"], r["mode"], r["turn"])):
-            out.append(f"| {r['policy']} | {r['budget']} | {r['mode']} | {r['turn']} ({r['kind']}) | "
-                       f"{r['score']:.2f} | {r['kv_bytes'] / 2**20:.1f} |")
-        out.append("")
-        out += ["| policy | budget | mode | mean over turns | n |", "|---|---|---|---|---|"]
-        for r in summary_table(rows):
-            if r["turns"] == "all turns":
-                out.append(f"| {r['policy']} | {r['budget']} | {r['mode']} | {r['score']:.2f} | {r['n']} |")
+        turns = [r for path in multiturn for r in read_rows(path) if r.mode is not None and r.score is not None]
+        kinds = {r.turn: r.kind for r in turns}
+        cells: dict[tuple, list[float]] = {}
+        for r in turns:
+            cells.setdefault((r.policy, r.budget, r.mode), []).append(r.score)
+            cells.setdefault((r.policy, r.budget, r.mode, r.turn), []).append(r.score)
+        out += ["| policy | budget | mode | " + " | ".join(f"turn {t} ({kinds[t]})" for t in sorted(kinds))
+                + " | mean | KV MiB after the last turn |", "|---|---|---|" + "---|" * (len(kinds) + 2)]
+        for key in sorted(k for k in cells if len(k) == 3):
+            last = [r.kv_bytes for r in turns if (r.policy, r.budget, r.mode) == key and r.turn == max(kinds)]
+            out.append(f"| {' | '.join(map(str, key))} | "
+                       + " | ".join(f"{_mean(cells[(*key, t)]):.2f}" for t in sorted(kinds))
+                       + f" | {_mean(cells[key]):.2f} | {_mean(last) / 2**20:.1f} |")
+        out.append(f"\n(scores are means over {len({r.id for r in turns})} contexts)")
     return "\n".join(out)
 
 
