@@ -122,6 +122,30 @@ def test_budgets_are_planned_on_the_whole_prompt(one_torch_thread):
     assert chunked.last_run.kept_tokens() == one_shot.last_run.kept_tokens()
 
 
+@pytest.mark.parametrize("preset", ["streaming_llm", "corm", "knorm", "tova", "chunkkv", "pyramidkv", "random"])
+def test_presets_keep_the_one_shot_counts_when_chunked(preset, one_torch_thread):
+    model = tiny_model("qwen2")
+    ids = prompt(300, seed=1)
+    policy = Policy.from_preset(preset, 32)
+    with policy.apply(model) as one_shot:
+        greedy(model, ids, new=2)
+    with policy.apply(model, prefill_chunk=64) as chunked:
+        greedy(model, ids, new=2)
+    kept = chunked.last_run.kept_tokens()
+    assert all(n[0] <= chunked.last_run.kept_bound(layer) for layer, n in enumerate(kept))
+    if preset != "chunkkv":  # whole windows are cut over the slots held, not the prompt: counts may differ
+        assert kept == one_shot.last_run.kept_tokens()
+
+
+def test_a_plain_forward_returns_the_last_chunks_logits(one_torch_thread):
+    model = tiny_model("llama")
+    ids = prompt(200, seed=8)
+    with Policy.from_preset("snapkv", 24).apply(model, prefill_chunk=64), torch.no_grad():
+        out = model(ids)  # no cache passed: the handle creates one
+    assert out.logits.shape[1] == 64
+    assert out.past_key_values.layers[0].logical_length == 200
+
+
 def test_generate_continues_a_chunked_cache(one_torch_thread):
     model = tiny_model("llama")
     ids = prompt(200, seed=6)

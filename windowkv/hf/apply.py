@@ -21,6 +21,7 @@ true positions and a continuation (second ``generate`` on the returned cache, pr
 
 from __future__ import annotations
 
+import inspect
 import json
 import weakref
 from dataclasses import dataclass, field
@@ -359,7 +360,8 @@ class CompressionHandle:
             from transformers import DynamicCache
 
             cache = DynamicCache(config=self.model.config)
-            kwargs["past_key_values" if "past_key_values" in kwargs else "cache"] = cache
+            forward = inspect.signature(self.model.forward).parameters
+            kwargs["cache" if "cache" in forward and "past_key_values" not in kwargs else "past_key_values"] = cache
         tokens = kwargs["input_ids"] if kwargs.get("input_ids") is not None else kwargs["inputs_embeds"]
         batch, length = tokens.shape[:2]
         mask = kwargs.get("attention_mask")
