@@ -14,7 +14,8 @@ Per mode it prints (one JSON line each, then a table): prefill seconds; ``peak_c
 bytes the cache held at any layer's attention during the prefill (summed over layers, read from the cache's
 tensors, before that layer's eviction); ``final_cache_bytes`` after the prefill; ``peak_rss_mib``, the process's
 peak resident memory during the prefill (``VmHWM`` reset before it; ``ru_maxrss`` when the kernel cannot reset
-it) and ``rss_before_mib`` (model loaded, prompt built). The prefill computes the last token's logits only
+it) and ``rss_before_mib`` (model loaded and run once on 16 tokens,
+so its weights are resident; prompt built). The prefill computes the last token's logits only
 (``logits_to_keep=1``), as ``generate`` does.
 
 The default model is a random-weight 4-layer Llama with the embedded SmolLM2-135M's attention geometry (hidden
@@ -81,6 +82,8 @@ def measure(args: argparse.Namespace) -> dict:
         model, _ = load_model(args.model)
     vocab = model.config.vocab_size
     ids = torch.randint(3, vocab, (1, args.length), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():  # weights resident (memory-mapped safetensors page in at first use) and a warm-up
+        model(ids[:, :16], logits_to_keep=1)
     peak = {"bytes": 0}
 
     def watch(module, hook_args, kwargs, output):  # registered before apply: runs before the layer's eviction
