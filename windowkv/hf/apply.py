@@ -375,10 +375,14 @@ class CompressionHandle:
         run = self._plan_run(key_valid, length, tokens.device)
         bounds = chunk_bounds(length, self.prefill_chunk)
         self._chunking = ChunkedPrefill(run, cache, many=len(bounds) > 1)
-        with torch.no_grad():
-            for start, end in bounds[:-1]:
-                self._chunking.done.clear()
-                self.model(**{**slice_forward_kwargs(kwargs, start, end), "logits_to_keep": 1, "use_cache": True})
+        try:
+            with torch.no_grad():
+                for start, end in bounds[:-1]:
+                    self._chunking.done.clear()
+                    self.model(**{**slice_forward_kwargs(kwargs, start, end), "logits_to_keep": 1, "use_cache": True})
+        except BaseException:
+            self._chunking = None
+            raise
         self._chunking.final = True
         self._chunking.done.clear()
         start, end = bounds[-1]
