@@ -21,6 +21,7 @@ true positions and a continuation (second ``generate`` on the returned cache, pr
 
 from __future__ import annotations
 
+import inspect
 import json
 import weakref
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from windowkv.cache.layer import LAYOUTS
 from windowkv.cache.nbytes import byte_cost, cache_nbytes
 from windowkv.errors import ConfigError, UnsupportedModelError
 from windowkv.hf.architectures import attention_layers, make_query_projector, text_config
+from windowkv.hf.chunked import ChunkedPrefill, check_chunking, chunk_bounds, chunk_run, recompress_layer, \
+    slice_forward_kwargs
 from windowkv.hf.masks import key_validity
 from windowkv.hf.stages import build_compressed_layer
 from windowkv.run import CompressionRun
@@ -115,10 +118,16 @@ class CompressionHandle:
         layout: storage of the kept slots (:data:`windowkv.cache.layer.LAYOUTS`): ``"auto"`` stores a
             layer ragged when its KV heads keep different numbers of slots (no padding to the fullest
             head), ``"padded"`` always pads (the reference layout), ``"ragged"`` always packs.
+        prefill_chunk: prefill prompts longer than this many tokens in chunks, compressing the cache
+            between chunks (:mod:`windowkv.hf.chunked`); ``None`` prefills in one shot.
     """
 
     def __init__(self, policy: Any, model: nn.Module, tokenizer: Any = None, task: str | None = None,
-                 layout: str = "auto"):
+                 layout: str = "auto", prefill_chunk: int | None = None):
+        if prefill_chunk is not None:
+            check_chunking(policy, prefill_chunk)
+        self.prefill_chunk = prefill_chunk
+        self._chunking: ChunkedPrefill | None = None
         if layout not in LAYOUTS:
             raise ValueError(f"unknown cache layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
         if layout == "ragged" and (policy.quantizer is not None or policy.channel_pruner is not None):
@@ -213,12 +222,21 @@ class CompressionHandle:
 
     # ------------------------------------------------------------------ hooks
 
-    def _model_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+    def _model_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]):
         cache = _cache_of(kwargs)
         ids = kwargs.get("input_ids", args[0] if args else None)
         if cache is None or cache.get_seq_length() == 0:
+            if self._chunking is not None and self._chunking.cache is cache:
+                self._pending_ids = ids if isinstance(ids, Tensor) else None  # the first chunk of a chunked prefill
+                return None
+            self._chunking = None  # a new prefill (a chunked one that raised is over)
+            tokens = ids if isinstance(ids, Tensor) else kwargs.get("inputs_embeds")
+            if self.prefill_chunk is not None and tokens is not None and tokens.shape[1] > self.prefill_chunk:
+                return self._prefill_in_chunks(args, kwargs, cache)
             self._pending_ids = ids if isinstance(ids, Tensor) else None
             return None
+        if self._chunking is not None and self._chunking.cache is cache:
+            return None  # a later chunk: no lifecycle hooks inside the prefill
         compressed = _compressed_layers(cache)
         if not compressed:
             return None
@@ -252,6 +270,9 @@ class CompressionHandle:
         idx = module.layer_idx
         layer = _cache_layer(cache, idx)
         hidden = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+        chunking = self._chunking
+        if chunking is not None and chunking.cache is cache and _physical_length(layer) > 0:
+            chunking.inputs[idx] = (hidden, kwargs["position_embeddings"])  # a later chunk: recompressed after
         if isinstance(layer, CompressedLayer):
             self._check_owner(layer)
             if layer.sliding_window is not None and layer.physical_length() + hidden.shape[1] >= layer.sliding_window:
@@ -273,8 +294,12 @@ class CompressionHandle:
 
     def _attention_post_hook(self, module: nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> None:
         cache = _cache_of(kwargs)
-        state = self._states.get(cache) if cache is not None else None
         idx = module.layer_idx
+        chunking = self._chunking
+        if chunking is not None and chunking.cache is cache and idx in chunking.inputs:
+            self._recompress(chunking, cache, module)
+            return None
+        state = self._states.get(cache) if cache is not None else None
         if state is None or state.run is None or idx in state.done_layers or idx in state.deferred_layers:
             return None
         leader = state.run.leaders[idx]
@@ -287,7 +312,7 @@ class CompressionHandle:
         for follower in state.deferred.pop(idx, []):
             self._evict(state, cache, follower)
             state.deferred_layers.discard(follower.layer_idx)
-        if len(state.done_layers) == self.num_layers:
+        if len(state.done_layers) == self.num_layers and not (chunking is not None and chunking.cache is cache):
             state.run.kv_nbytes = cache_nbytes(cache)
             self.policy.on_prefill_end(state.run, cache)
         return None
@@ -320,11 +345,104 @@ class CompressionHandle:
             compressed.record_queries(project(max(length - compressed.query_window, 0), length), module.scaling)
         cache.layers[idx] = compressed
 
+    # ------------------------------------------------------------------ chunked prefill
+
+    def _prefill_in_chunks(self, args: tuple, kwargs: dict[str, Any], cache: Any) -> tuple[tuple, dict[str, Any]]:
+        """Run every chunk but the last through the model (compressing between them), then hand the model's
+        forward the last chunk's inputs: its logits are the prompt's last tokens'."""
+        if args:
+            if len(args) > 1:
+                raise ValueError("chunked prefill needs the model's inputs as keyword arguments (input_ids=...)")
+            kwargs = {**kwargs, "input_ids": args[0]}
+        if cache is None:
+            if kwargs.get("use_cache") is False:
+                raise ValueError("chunked prefill needs a KV cache: do not pass use_cache=False")
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=self.model.config)
+            forward = inspect.signature(self.model.forward).parameters
+            kwargs["cache" if "cache" in forward and "past_key_values" not in kwargs else "past_key_values"] = cache
+        tokens = kwargs["input_ids"] if kwargs.get("input_ids") is not None else kwargs["inputs_embeds"]
+        batch, length = tokens.shape[:2]
+        mask = kwargs.get("attention_mask")
+        if batch != 1:
+            raise ValueError(f"chunked prefill serves one prompt at a time (got a batch of {batch}); prefill "
+                             "rows one by one, or pass prefill_chunk=None")
+        if mask is not None and (mask.dim() != 2 or not bool(mask.all())):  # one sync per prompt
+            raise ValueError("chunked prefill needs an all-ones 2-D attention mask (no padding)")
+        key_valid = torch.ones(1, length, dtype=torch.bool, device=tokens.device)
+        self._pending_ids = kwargs.get("input_ids")
+        run = self._plan_run(key_valid, length, tokens.device)
+        bounds = chunk_bounds(length, self.prefill_chunk)
+        self._chunking = ChunkedPrefill(run, cache, many=len(bounds) > 1)
+        try:
+            with torch.no_grad():
+                for start, end in bounds[:-1]:
+                    self._chunking.done.clear()
+                    self.model(**{**slice_forward_kwargs(kwargs, start, end), "logits_to_keep": 1, "use_cache": True})
+        except BaseException:
+            self._chunking = None
+            raise
+        self._chunking.final = True
+        self._chunking.done.clear()
+        start, end = bounds[-1]
+        return (), slice_forward_kwargs(kwargs, start, end)
+
+    def _recompress(self, chunking: ChunkedPrefill, cache: Any, module: nn.Module) -> None:
+        """Evict ``module``'s layer back to its budget right after a later chunk's attention."""
+        idx = module.layer_idx
+        hidden, position_embeddings = chunking.inputs.pop(idx)
+        project = make_query_projector(module, hidden, position_embeddings)
+        layer = cache.layers[idx]
+        sliding = layer.sliding_window if isinstance(layer, CompressedLayer) else (
+            getattr(layer, "sliding_window", None) if getattr(layer, "is_sliding", False) else None)
+        compressed = recompress_layer(self.policy, chunking, idx, layer, project, hidden.shape[1], module.scaling,
+                                      module.num_key_value_groups, owner=self.owner, sliding_window=sliding,
+                                      layout=self.layout)
+        if compressed is not None:
+            compressed.query_window = self.policy.recent_query_window
+            if self._seeds_queries:  # the prompt's last queries score the first decode-time eviction
+                chunk = hidden.shape[1]
+                compressed.record_queries(project(max(chunk - compressed.query_window, 0), chunk), module.scaling)
+            cache.layers[idx] = compressed
+        chunking.done.add(idx)
+        if chunking.final and len(chunking.done) == self.num_layers:
+            self._finish_chunks(chunking, cache)
+
+    def _finish_chunks(self, chunking: ChunkedPrefill, cache: Any) -> None:
+        """The last chunk is compressed: the whole-prompt run becomes the cache's, and the prefill ends."""
+        self._chunking = None
+        run = chunking.run
+        state = self._states.get(cache)
+        if state is None:
+            state = self._states[cache] = _CacheState(run)
+            if self._request_caches is not None:
+                self._request_caches.append(cache)
+        state.run = run
+        state.key_valid = None
+        self.last_run = run
+        run.kv_nbytes = cache_nbytes(cache)
+        if _compressed_layers(cache):
+            self.policy.on_prefill_end(run, cache)
+
     # ------------------------------------------------------------------ runs
 
     def _start_run(self, cache: Any, hidden: Tensor, attention_mask: Tensor | None) -> None:
         batch, length = hidden.shape[:2]
         key_valid = key_validity(attention_mask, batch, length, hidden.device)
+        chunking = self._chunking
+        if chunking is not None and chunking.cache is cache:  # the first chunk, planned with the whole prompt
+            run = chunk_run(chunking.run, length, chunking.many)
+        else:
+            run = self._plan_run(key_valid, length, hidden.device)
+        self._states[cache] = _CacheState(run, key_valid)
+        if self._request_caches is not None:
+            self._request_caches.append(cache)
+        self.last_run = run
+        self._pending_ids = None
+
+    def _plan_run(self, key_valid: Tensor, length: int, device: torch.device) -> CompressionRun:
+        """Classify the prompt batch (``key_valid`` ``[B, L]``) and plan its compression."""
         # one device sync per prompt (not per layer or window): row lengths size the per-layer caches
         lengths, left_padded = torch.stack(
             [key_valid.sum(-1), (key_valid == key_valid.cummax(-1).values).all(-1)]
@@ -334,13 +452,8 @@ class CompressionHandle:
         texts = None
         if self.task is None and self.policy.classifier.needs_text:
             texts = self._prompt_texts(key_valid, length)
-        run = self.policy.start_run(lengths, length, self.num_layers, texts=texts, task=self.task,
-                                    device=hidden.device, cost=self.byte_cost)
-        self._states[cache] = _CacheState(run, key_valid)
-        if self._request_caches is not None:
-            self._request_caches.append(cache)
-        self.last_run = run
-        self._pending_ids = None
+        return self.policy.start_run(lengths, length, self.num_layers, texts=texts, task=self.task,
+                                     device=device, cost=self.byte_cost)
 
     def _prompt_texts(self, key_valid: Tensor, length: int) -> list[str]:
         ids = self._pending_ids

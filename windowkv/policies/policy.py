@@ -291,17 +291,21 @@ class Policy(PolicyConfig):
     # ------------------------------------------------------------------ models
 
     def apply(self, model: Any, tokenizer: Any = None, task: str | None = None,
-              layout: str = "auto") -> CompressionHandle:
+              layout: str = "auto", prefill_chunk: int | None = None) -> CompressionHandle:
         """Compress ``model``'s KV cache at every prefill while the returned handle is active.
 
         Use it as a context manager (``with policy.apply(model, tokenizer): model.generate(...)``) or
         call ``.remove()`` on the handle. ``tokenizer`` lets text classifiers read the prompt;
         ``task`` forces a task label instead. ``layout`` is how kept slots are stored: ``"auto"`` (ragged
         when a layer's KV heads keep different numbers of slots), ``"padded"`` or ``"ragged"``.
+        ``prefill_chunk=C`` prefills prompts longer than ``C`` tokens in chunks of ``C``, evicting to the budget
+        between chunks, so a layer never holds more than budget + suffix + ``C`` slots
+        (:mod:`windowkv.hf.chunked`; one prompt at a time).
         """
         from windowkv.hf.apply import CompressionHandle
 
-        return CompressionHandle(self, model, tokenizer=tokenizer, task=task, layout=layout)
+        return CompressionHandle(self, model, tokenizer=tokenizer, task=task, layout=layout,
+                                 prefill_chunk=prefill_chunk)
 
 
 def _check_layer(run: CompressionRun, layer_idx: int, keys: Tensor, key_valid: Tensor) -> None:

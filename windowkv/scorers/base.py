@@ -19,6 +19,9 @@ class Scorer(Component):
     """
 
     kind: ClassVar[str] = "scorer"
+    #: whether the scores can be computed from the last queries of a chunk over the slots kept so far
+    #: (chunked prefill, :mod:`windowkv.hf.chunked`); False for scorers that need every prompt query
+    chunkable: ClassVar[bool] = True
 
     def __call__(self, inputs: LayerInputs) -> Tensor:
         scores = self.score(inputs)

@@ -34,6 +34,8 @@ class CumulativeAttentionScorer(Scorer):
     """
 
     name: ClassVar[str] = "cumulative_attention"
+    #: the sum runs over every prompt query: chunks would see only their own
+    chunkable: ClassVar[bool] = False
 
     normalize: bool = Field(
         False, description="Divide by the number of queries that see each key (kvpress ObservedAttentionPress); "
