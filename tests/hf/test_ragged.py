@@ -61,10 +61,12 @@ def test_ragged_generation_equals_padded(family, attn, name, one_torch_thread):
     torch.testing.assert_close(ragged[1], padded[1], rtol=1e-4, atol=1e-4)
     # continuation on the returned caches (several new tokens: the padded view; then decode steps again)
     more = torch.randint(3, 256, (2, 5), generator=torch.Generator().manual_seed(3))
+    # the copies are taken before any continuation extends the originals
+    copies = [copy.deepcopy(cache) for _, _, cache in (padded, ragged)]
     for kind in ("continue", "deepcopy"):
         runs = []
-        for seq, _, cache in (padded, ragged):
-            cache = copy.deepcopy(cache) if kind == "deepcopy" else cache
+        for i, (seq, _, cache) in enumerate((padded, ragged)):
+            cache = copies[i] if kind == "deepcopy" else cache
             ids2 = torch.cat([seq, more], dim=1)
             runs.append(_generate(model, policy, ids2, torch.cat([mask, torch.ones(2, ids2.shape[1] - 70,
                                                                                dtype=mask.dtype)], 1),
