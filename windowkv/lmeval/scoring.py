@@ -38,27 +38,16 @@ class ContinuationScore:
     is_greedy: bool
 
 
-def _left_pad(rows: Sequence[Sequence[int]], pad: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[B, L]`` ids and mask, rows left-padded with ``pad``."""
+def _pad(rows: Sequence[Sequence[int]], pad: int, device: Any, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[B, L]`` ids and mask, rows padded with ``pad`` on the left (``left``) or on the right."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad, dtype=torch.long, device=device)
     mask = torch.zeros((len(rows), width), dtype=torch.long, device=device)
     for i, row in enumerate(rows):
         if row:
-            ids[i, width - len(row):] = torch.tensor(list(row), dtype=torch.long, device=device)
-            mask[i, width - len(row):] = 1
-    return ids, mask
-
-
-def _right_pad(rows: Sequence[Sequence[int]], pad: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[B, L]`` ids and mask, rows right-padded with ``pad``."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long, device=device)
-    mask = torch.zeros((len(rows), width), dtype=torch.long, device=device)
-    for i, row in enumerate(rows):
-        if row:
-            ids[i, :len(row)] = torch.tensor(list(row), dtype=torch.long, device=device)
-            mask[i, :len(row)] = 1
+            span = slice(width - len(row), width) if left else slice(0, len(row))
+            ids[i, span] = torch.tensor(list(row), dtype=torch.long, device=device)
+            mask[i, span] = 1
     return ids, mask
 
 
@@ -91,7 +80,7 @@ def score_continuations(model: Any, contexts: Sequence[Sequence[int]], continuat
             raise ValueError(f"pair {i}: context and continuation need at least one token each "
                              f"(got {len(ctx)} and {len(cont)})")
     device = model.device
-    ctx_ids, ctx_mask = _left_pad(contexts, pad_token_id, device)
+    ctx_ids, ctx_mask = _pad(contexts, pad_token_id, device, left=True)
     ctx_pos = (ctx_mask.cumsum(-1) - 1).clamp(min=0)
     handle = policy.apply(model, tokenizer, task=task) if policy is not None else None
     try:
@@ -100,7 +89,7 @@ def score_continuations(model: Any, contexts: Sequence[Sequence[int]], continuat
         cache = out.past_key_values
         tails = [list(c)[:-1] for c in continuations]
         if any(tails):
-            tail_ids, _ = _right_pad([t or [pad_token_id] for t in tails], pad_token_id, device)
+            tail_ids, _ = _pad([t or [pad_token_id] for t in tails], pad_token_id, device, left=False)
             start = ctx_mask.sum(-1, keepdim=True)  # each row's next position
             tail_pos = start + torch.arange(tail_ids.shape[1], device=device)
             mask = torch.cat([ctx_mask, torch.ones_like(tail_ids)], dim=-1)  # right padding: causal, never read
@@ -113,7 +102,7 @@ def score_continuations(model: Any, contexts: Sequence[Sequence[int]], continuat
         if handle is not None:
             handle.remove()
     logprobs = F.log_softmax(torch.cat(logits, dim=1), dim=-1)  # [B, max_cont, vocab]
-    cont_ids, cont_mask = _right_pad(continuations, pad_token_id, device)
+    cont_ids, cont_mask = _pad(continuations, pad_token_id, device, left=False)
     picked = logprobs.gather(-1, cont_ids.unsqueeze(-1)).squeeze(-1) * cont_mask
     greedy = (logprobs.argmax(-1) == cont_ids) | (cont_mask == 0)
     totals, alls = picked.sum(-1).tolist(), greedy.all(-1).tolist()
