@@ -61,6 +61,10 @@ def bench_cmd(
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs per policy and length.")] = 3,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs per policy and length first.")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic prompts.")] = 0,
+    shared_prefill: Annotated[bool, typer.Option(
+        "--shared-prefill", help="Each round, prefill once without windowkv and replay it under every policy: "
+        "times the compression on its own (share of the plain prefill) and the decode; no time to first token "
+        "or peak memory for the policies.")] = False,
     model: ModelOpt = None,
     device: DeviceOpt = "cpu",
     dtype: DtypeOpt = "float32",
@@ -91,7 +95,8 @@ def bench_cmd(
             if dropped:
                 err.print(f"skipping lengths {', '.join(map(str, dropped))}: the model's context leaves room for "
                           f"{longest} prompt tokens (ask for them with --lengths)", highlight=False)
-        settings = BenchSettings(tuple(wanted), new_tokens=new_tokens, repeats=repeats, warmup=warmup, seed=seed)
+        settings = BenchSettings(tuple(wanted), new_tokens=new_tokens, repeats=repeats, warmup=warmup, seed=seed,
+                                 shared_prefill=shared_prefill)
         names = ["plain", *(v.name for v in variants)]
         total = len(wanted) * len(names) * repeats
         done = 0
@@ -99,14 +104,21 @@ def bench_cmd(
             def progress(length, variant, sample) -> None:
                 nonlocal done
                 done += 1
+                seconds = sample.prefill_seconds if sample.compress_seconds is None else sample.compress_seconds
                 status.update(f"{done}/{total} runs: L={length} {variant.name if variant else 'plain'} "
-                              f"prefill {sample.prefill_seconds:.3f} s")
+                              f"{'prefill' if sample.compress_seconds is None else 'compress'} {seconds:.3f} s")
 
             rows = run_bench(m, tok, variants, settings, progress=progress)
     out.print(bench_table(rows, f"windowkv bench ({next(m.parameters()).device}, {repeats} repeats)"))
-    out.print("medians \\[min-max] of the repeats; x plain: ratio of medians to the model without windowkv at the "
-              "same length (prefill: the compression overhead; decode: above 1 is faster). Peak memory: "
-              f"{rows[0]['memory_method'] if rows else '–'} (see docs/bench.md).", style="dim", highlight=False)
+    if shared_prefill:
+        out.print("medians \\[min-max] of the repeats; one plain prefill per round, replayed under every policy: "
+                  "compress s = the policy's hooks on the replayed prefill, % prefill = its share of the plain "
+                  "prefill's median; decode x plain: above 1 is faster (see docs/bench.md).", style="dim",
+                  highlight=False)
+    else:
+        out.print("medians \\[min-max] of the repeats; x plain: ratio of medians to the model without windowkv at "
+                  "the same length (prefill: the compression overhead; decode: above 1 is faster). Peak memory: "
+                  f"{rows[0]['memory_method'] if rows else '–'} (see docs/bench.md).", style="dim", highlight=False)
     if json_path is not None:
         env = environment(m, model, settings, policies=[v.policy.to_config() for v in variants])
         out.print(f"json: {_escape(str(write_json(json_path, rows, env)))}", highlight=False)

@@ -14,7 +14,7 @@ runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ROW_FIELDS = {"variant", "policy", "budget", "length", "new_tokens", "memory_method", "prefill_seconds",
               "decode_tokens_per_s", "kv_bytes", "peak_memory_bytes", "prefill_ratio", "decode_ratio",
-              "kv_bytes_ratio", "peak_memory_ratio"}
+              "kv_bytes_ratio", "peak_memory_ratio", "compress_seconds", "compress_ratio"}
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,32 @@ def test_bench_two_policies_two_lengths_writes_json_and_png(model_dir, tmp_path)
     assert data["environment"]["policies"][1]["name"] == "snapkv"
     png = target.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_shared_prefill_times_the_compression_and_holds_the_same_bytes(model_dir, tmp_path):
+    """One plain prefill per round replayed under each policy: the caches hold exactly the bytes of an
+    ordinary run, the policies' compression is timed on its own and related to the plain prefill."""
+    common = ["bench", "-m", str(model_dir), "-p", "snapkv", "-p", "windowkv_int4", "-b", "48", "-L", "128",
+              "--repeats", "2", "--warmup", "1", "--new-tokens", "3"]
+    ordinary, shared = tmp_path / "ordinary.json", tmp_path / "shared.json"
+    assert invoke(*common, "--json", str(ordinary)).exit_code == 0
+    result = invoke(*common, "--shared-prefill", "--json", str(shared))
+    assert result.exit_code == 0, result.output
+    assert "compress s" in result.output and "% prefill" in result.output
+    by_variant = {r["variant"]: r for r in json.loads(shared.read_text())["rows"]}
+    for row in json.loads(ordinary.read_text())["rows"]:
+        assert by_variant[row["variant"]]["kv_bytes"]["median"] == row["kv_bytes"]["median"]
+    plain = by_variant["plain"]
+    assert plain["prefill_seconds"]["n"] == 2 and plain["compress_seconds"] is None
+    for name in ("snapkv@48", "windowkv_int4@48"):
+        row = by_variant[name]
+        assert row["prefill_seconds"] is None and row["peak_memory_bytes"] is None
+        assert row["compress_seconds"]["n"] == 2 and row["compress_seconds"]["min"] > 0
+        assert row["compress_ratio"] == pytest.approx(
+            row["compress_seconds"]["median"] / plain["prefill_seconds"]["median"])
+        assert row["decode_tokens_per_s"]["median"] > 0
+    assert json.loads(shared.read_text())["environment"]["settings"]["shared_prefill"] is True
+    assert shared.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_unknown_policy_lists_the_registered_ones_exit_2():

@@ -33,6 +33,8 @@ class Sample:
             where it cannot be read.
         memory_method: ``cuda_allocated``, ``rss_peak`` (Linux) or ``ru_maxrss`` (a lower bound).
         new_tokens: tokens generated.
+        compress_seconds: seconds the policy's hooks took to compress a replayed prefill (``windowkv bench
+            --shared-prefill``, :mod:`windowkv.bench.replay`); ``None`` for an ordinary run and the reference.
     """
 
     prefill_seconds: float
@@ -41,6 +43,7 @@ class Sample:
     peak_memory_bytes: int | None
     memory_method: str | None
     new_tokens: int
+    compress_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,6 +1,7 @@
 """A PNG of the benchmark: each metric against the prompt length, one line per policy@budget.
 
-Four panels (time to first token, decode speed, KV bytes held, peak memory); markers at the medians,
+Four panels (time to first token, decode speed, KV bytes held, peak memory; with ``--shared-prefill`` the
+compression seconds instead of the peak memory, which that mode does not measure); markers at the medians,
 error bars from the minimum to the maximum sample; the plain model dashed black. Lengths on a log-2 axis.
 """
 
@@ -18,14 +19,18 @@ PANELS = (
     ("kv_bytes", "KV cache held after prefill (MiB)", 2.0**20),
     ("peak_memory_bytes", "peak memory above start (MiB)", 2.0**20),
 )
+#: the fourth panel of a ``--shared-prefill`` run, which measures no peak memory
+COMPRESS_PANEL = ("compress_seconds", "compression of a replayed prefill (s)", 1.0)
 
 
 def plot_bench(rows: Sequence[dict[str, Any]], path: str | Path, title: str = "windowkv bench") -> Path:
     """Draw the summarised rows (:func:`windowkv.bench.runner.summarize`) to ``path``; return it."""
     plt = _pyplot()
     names = list(dict.fromkeys(r["variant"] for r in rows))
+    panels = PANELS if any(r.get("peak_memory_bytes") for r in rows) or not any(
+        r.get("compress_seconds") for r in rows) else (*PANELS[:3], COMPRESS_PANEL)
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), squeeze=False)
-    for ax, (metric, label, scale) in zip(axes.flat, PANELS):
+    for ax, (metric, label, scale) in zip(axes.flat, panels):
         for name in names:
             points = sorted((r["length"], r[metric]) for r in rows if r["variant"] == name and r.get(metric))
             if not points:

@@ -35,13 +35,21 @@ def _ratio(value: float | None) -> str:
 
 
 def bench_table(rows: Sequence[dict[str, Any]], title: str = "windowkv bench") -> Any:
-    """A ``rich.table.Table`` of summarised rows (:func:`windowkv.bench.runner.summarize`)."""
+    """A ``rich.table.Table`` of summarised rows (:func:`windowkv.bench.runner.summarize`).
+
+    Rows of a ``--shared-prefill`` run (which carry ``compress_seconds``) get two more columns: the
+    compression seconds and their share of the plain prefill (``% prefill``).
+    """
     from rich.table import Table
 
+    compress = any(row.get("compress_seconds") for row in rows)
     table = Table(title=title, header_style="bold")
-    for name, justify in (("L", "right"), ("policy@budget", "left"), ("prefill s", "right"),
-                          ("x plain", "right"), ("decode tok/s", "right"), ("x plain", "right"),
-                          ("KV MiB", "right"), ("x plain", "right"), ("peak MiB", "right")):
+    columns = [("L", "right"), ("policy@budget", "left"), ("prefill s", "right"), ("x plain", "right")]
+    if compress:
+        columns += [("compress s", "right"), ("% prefill", "right")]
+    columns += [("decode tok/s", "right"), ("x plain", "right"), ("KV MiB", "right"), ("x plain", "right"),
+                ("peak MiB", "right")]
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     previous = None
     for row in rows:
@@ -49,11 +57,14 @@ def bench_table(rows: Sequence[dict[str, Any]], title: str = "windowkv bench") -
             table.add_section()
         previous = row["length"]
         reference = row["variant"] == REFERENCE
-        table.add_row(str(row["length"]), row["variant"] + (" (reference)" if reference else ""),
-                      _cell(row["prefill_seconds"], digits=3), _ratio(row["prefill_ratio"]),
-                      _cell(row["decode_tokens_per_s"], digits=1), _ratio(row["decode_ratio"]),
-                      _cell(row["kv_bytes"], MIB, 2), _ratio(row["kv_bytes_ratio"]),
-                      _cell(row["peak_memory_bytes"], MIB, 1))
+        cells = [str(row["length"]), row["variant"] + (" (reference)" if reference else ""),
+                 _cell(row["prefill_seconds"], digits=3), _ratio(row["prefill_ratio"])]
+        if compress:
+            share = row.get("compress_ratio")
+            cells += [_cell(row.get("compress_seconds"), digits=3), "–" if share is None else f"{100 * share:.2f}%"]
+        cells += [_cell(row["decode_tokens_per_s"], digits=1), _ratio(row["decode_ratio"]),
+                  _cell(row["kv_bytes"], MIB, 2), _ratio(row["kv_bytes_ratio"]), _cell(row["peak_memory_bytes"], MIB, 1)]
+        table.add_row(*cells)
     return table
 
 
@@ -75,7 +86,8 @@ def environment(model: Any, model_name: str | None, settings: Any, **extra: Any)
         "cuda_device": torch.cuda.get_device_name(param.device) if param.device.type == "cuda" else None,
         "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "settings": {"lengths": list(settings.lengths), "new_tokens": settings.new_tokens,
-                     "repeats": settings.repeats, "warmup": settings.warmup, "seed": settings.seed},
+                     "repeats": settings.repeats, "warmup": settings.warmup, "seed": settings.seed,
+                     "shared_prefill": settings.shared_prefill},
         **extra,
     }
 

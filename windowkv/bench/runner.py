@@ -26,6 +26,7 @@ METRICS = {
     "decode_tokens_per_s": "tokens/s",
     "kv_bytes": "bytes",
     "peak_memory_bytes": "bytes",
+    "compress_seconds": "s",
 }
 
 
@@ -39,6 +40,9 @@ class BenchSettings:
         repeats: timed runs per variant and length.
         warmup: untimed runs per variant and length before them.
         seed: seed of the prompts.
+        shared_prefill: per round, prefill each length once without windowkv and replay it under every
+            policy (:mod:`windowkv.bench.replay`): the compression is timed on its own
+            (``compress_seconds``), variants have no time to first token and no peak memory.
     """
 
     lengths: tuple[int, ...]
@@ -46,6 +50,7 @@ class BenchSettings:
     repeats: int = 3
     warmup: int = 1
     seed: int = 0
+    shared_prefill: bool = False
 
 
 def max_prompt_length(model: Any, new_tokens: int) -> int | None:
@@ -82,6 +87,12 @@ def iter_samples(model: Any, tokenizer: Any, variants: Sequence[Any], settings: 
                  ) -> Iterator[tuple[int, Any, Sample]]:
     """``(length, variant or None for the reference, sample)`` for every timed run, in measuring order."""
     check_lengths(model, settings.lengths, settings.new_tokens)
+    if settings.shared_prefill:
+        from windowkv.bench.replay import iter_replay_samples
+
+        yield from iter_replay_samples(model, tokenizer, variants,
+                                       lambda n: bench_prompt(tokenizer, n, seed=settings.seed), settings)
+        return
     contexts = _contexts(model, tokenizer, variants)
     for length in settings.lengths:
         ids = bench_prompt(tokenizer, length, seed=settings.seed)
@@ -102,7 +113,9 @@ def summarize(samples: Sequence[tuple[int, Any, Sample]]) -> list[dict[str, Any]
     reference), ``length`` (tokens), ``new_tokens``, ``memory_method``, one ``{median, q1, q3, min, max,
     n, samples}`` per metric of :data:`METRICS`, and the ratios of medians to the reference's at the same
     length: ``prefill_ratio`` (time to first token: the compression overhead), ``decode_ratio``
-    (tokens/s: above 1 is faster), ``kv_bytes_ratio`` and ``peak_memory_ratio``.
+    (tokens/s: above 1 is faster), ``kv_bytes_ratio`` and ``peak_memory_ratio``; and
+    ``compress_ratio``: the median compression seconds (``--shared-prefill``) over the reference's median
+    prefill seconds, the policy's overhead as a share of a plain prefill.
     """
     groups: dict[tuple[int, str], list[tuple[Any, Sample]]] = {}
     for length, variant, sample in samples:
@@ -126,6 +139,7 @@ def summarize(samples: Sequence[tuple[int, Any, Sample]]) -> list[dict[str, Any]
         for metric, key in (("prefill_seconds", "prefill_ratio"), ("decode_tokens_per_s", "decode_ratio"),
                             ("kv_bytes", "kv_bytes_ratio"), ("peak_memory_bytes", "peak_memory_ratio")):
             row[key] = ratio(median(row, metric), median(ref, metric) if ref else None)
+        row["compress_ratio"] = ratio(median(row, "compress_seconds"), median(ref, "prefill_seconds") if ref else None)
     rows.sort(key=lambda r: (r["length"], r["variant"] != REFERENCE))
     return rows
 
