@@ -153,6 +153,24 @@ def test_needle_prose_takes_task_options_and_names_bad_ones(model_dir, tmp_path)
         assert "Traceback" not in result.output
 
 
+def test_prefill_chunk_runs_chunked_and_a_budget_above_the_prompt_answers_like_full(model_dir, tmp_path):
+    out = tmp_path / "chunked"
+    args = ["compare", "needle", "--model", str(model_dir), "-p", "full", "-p", "snapkv", "-b", "4096",
+            "--lengths", "200", "--depths", "0.5", "--max-new-tokens", "4", "--out", str(out), "--no-progress",
+            "--no-plots"]
+    result = invoke(*args, "--prefill-chunk", "64")
+    assert result.exit_code == 0, result.output
+    rows = {r.policy: r for r in read_rows(out / RESULTS)}
+    assert rows["snapkv"].prefill_chunk == 64 and rows["snapkv"].prediction == rows["full"].prediction
+    assert json.loads((out / SUMMARY_JSON).read_text())["config"]["prefill_chunk"] == 64
+    for bad, expected in ((["-p", "h2o", "--prefill-chunk", "64"], "h2o"),
+                          (["--prefill-chunk", "64", "--shared-prefill"], "cannot combine with prefill_chunk")):
+        result = invoke("eval", "needle", "--model", str(model_dir), "--lengths", "200", "--no-progress",
+                        "--out", str(tmp_path / "bad"), *bad)
+        assert result.exit_code == 2 and expected in result.output, result.output
+        assert "Traceback" not in result.output
+
+
 def test_eval_one_policy_with_a_config_file_and_seed(model_dir, tmp_path):
     config = tmp_path / "g4.toml"
     config.write_text('preset = "windowkv"\nbudget = 0.5\n[sharing]\ntype = "groups"\ngroup_size = 4\n')

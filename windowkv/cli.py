@@ -101,6 +101,9 @@ ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, help="tor
 SharedPrefillOpt = Annotated[bool, typer.Option(
     "--shared-prefill", help="Prefill each prompt once without a policy and replay it under every policy: the "
     "same answers and caches in a fraction of the time (no per-policy prefill time, memory or decode speed).")]
+PrefillChunkOpt = Annotated[Optional[int], typer.Option(
+    "--prefill-chunk", min=1, help="Prefill prompts longer than this many tokens in chunks, evicting to the budget "
+    "between chunks: a layer never holds more than budget + suffix + chunk slots (one prompt at a time).")]
 TaskOptionOpt = Annotated[Optional[list[str]], typer.Option(
     "--task-option", "-O", help="A task option KEY=VALUE, repeatable (e.g. needle_prose: question=after, "
     "answer_prefix=true, source=1910-Taft-1).")]
@@ -366,6 +369,7 @@ def eval_cmd(
     plots: PlotsOpt = True,
     task_option: TaskOptionOpt = None,
     shared_prefill: SharedPrefillOpt = False,
+    prefill_chunk: PrefillChunkOpt = None,
 ) -> None:
     """Evaluate one policy at one budget on a task; rows, summary and plots go to --out (resumable)."""
     _run_options("eval", {**locals(), "policy": [policy], "budget": [budget] if budget else None})
@@ -397,6 +401,7 @@ def compare(
     plots: PlotsOpt = True,
     task_option: TaskOptionOpt = None,
     shared_prefill: SharedPrefillOpt = False,
+    prefill_chunk: PrefillChunkOpt = None,
 ) -> None:
     """Compare several policies x budgets in one run: one table, side-by-side heatmaps, score vs budget."""
     _run_options("compare", locals())
@@ -494,6 +499,7 @@ def generate(
         "--task-label", help="Force the policy's task profile (e.g. qa) instead of the classifier.")] = None,
     ignore_eos: IgnoreEosOpt = False,
     threads: ThreadsOpt = None,
+    prefill_chunk: PrefillChunkOpt = None,
 ) -> None:
     """Generate from one prompt under a policy; show the answer and the kept KV cache of every layer."""
     from windowkv.eval.examples import Example, render_prompt, uses_chat_template
@@ -528,7 +534,7 @@ def generate(
         text = render_prompt(tok, example)
         info = ModelInfo.of(m)
         warm_up(m)
-        with variant.policy.apply(m, tok, task=task_label) as handle:
+        with variant.policy.apply(m, tok, task=task_label, prefill_chunk=prefill_chunk) as handle:
             gen = run_prompt(m, tok, handle, text, chat=use_chat, max_new_tokens=max_new_tokens, seed=seed,
                              ignore_eos=ignore_eos)
     stats = cache_stats(gen, info)

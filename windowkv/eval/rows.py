@@ -53,6 +53,8 @@ class ResultRow(BaseModel):
                                                   "measurement); None for a row that ran.")
     shared_prefill: bool | None = Field(None, description="True when the row replayed a shared prefill "
                                                           "(its times are the shared prefill's).")
+    prefill_chunk: int | None = Field(None, description="Chunk length (tokens) of a chunked prefill; None for a "
+                                                        "one-shot prefill.")
     # the answer
     prediction: str | None = Field(None, description="The generated text.")
     answers: list[str] | None = Field(None, description="The gold answers.")

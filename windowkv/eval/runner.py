@@ -79,7 +79,7 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: 
              out_dir: str | Path, *, model_name: str = "smollm2", seed: int = 0, dist: DistContext | None = None,
              config: Mapping[str, Any] | None = None, progress: bool = True, console: Any = None,
              timings: Mapping[str, float] | None = None, ignore_eos: bool = False,
-             shared_prefill: bool = False) -> EvalResult:
+             shared_prefill: bool = False, prefill_chunk: int | None = None) -> EvalResult:
     """Run every example under every variant into ``out_dir``; resume from the rows already there.
 
     Args:
@@ -98,6 +98,8 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: 
         shared_prefill: prefill each example once without a policy and replay it under every policy
             (:mod:`windowkv.eval.shared_prefill`): same predictions and kept caches, a fraction of the
             time; rows record the shared prefill's time and no memory or decode speed.
+        prefill_chunk: prefill prompts longer than this many tokens in chunks, evicting between chunks
+            (``policy.apply(..., prefill_chunk=)``, :mod:`windowkv.hf.chunked`); rows record it.
 
     Raises:
         ResultsMismatchError: ``out_dir`` holds rows of another model, or of another configuration of a
@@ -105,6 +107,8 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: 
     """
     from rich.console import Console
 
+    if shared_prefill and prefill_chunk is not None:
+        raise ValueError("shared_prefill replays one uncompressed prefill; it cannot combine with prefill_chunk")
     dist = dist or DistContext()
     console = console or Console(stderr=True)
     out = Path(out_dir)
@@ -158,7 +162,7 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], variants: 
                 items = [e for v, e in todo if v is variant]
                 if not items:
                     continue
-                with variant.policy.apply(model, tokenizer) as handle:
+                with variant.policy.apply(model, tokenizer, prefill_chunk=prefill_chunk) as handle:
                     for example in items:
                         run_one(handle, example, variant)
     dist.barrier()
@@ -201,6 +205,8 @@ def run_example(model: Any, tokenizer: Any, handle: Any, example: Example, varia
         row["skipped"] = (f"prompt of {prompt_tokens} tokens + {example.max_new_tokens} new tokens exceeds the "
                           f"model's context of {limit} positions")
         return ResultRow(**row)
+    if getattr(handle, "prefill_chunk", None) is not None:
+        row["prefill_chunk"] = handle.prefill_chunk
     if prefill is not None and prefill.usable(example):
         gen = prefill.generate(handle)
         row["shared_prefill"] = True

@@ -56,6 +56,8 @@ class EvalSpec(BaseModel):
                                                      "question=after for needle_prose); validated by each task.")
     shared_prefill: bool = Field(False, description="Prefill each example once without a policy and replay it "
                                                     "under every policy (same answers, a fraction of the time).")
+    prefill_chunk: int | None = Field(None, ge=1, description="Prefill prompts longer than this many tokens in "
+                                      "chunks, evicting between chunks (None: one-shot prefill).")
     threads: int | None = Field(None, ge=1, description="torch CPU threads.")
     out: Path | None = Field(None, description="Run directory (None: runs/<command>-<task>).")
     progress: bool = Field(True, description="Show progress bars.")
@@ -74,6 +76,12 @@ class EvalSpec(BaseModel):
         if value and any(n < 1 for n in value):
             raise ValueError(f"lengths must be >= 1 token (got {value})")
         return value
+
+    @model_validator(mode="after")
+    def _chunks_are_not_replayed(self) -> EvalSpec:
+        if self.shared_prefill and self.prefill_chunk is not None:
+            raise ValueError("shared_prefill replays one uncompressed prefill; it cannot combine with prefill_chunk")
+        return self
 
     @model_validator(mode="after")
     def _eval_is_one_variant(self) -> EvalSpec:
@@ -160,6 +168,20 @@ def build_spec_examples(spec: EvalSpec, names: list[str], tokenizer: Any) -> tup
     return limit_new_tokens(list(examples.values()), spec.max_new_tokens), failures
 
 
+def _check_chunking(variants: list[Any], chunk: int) -> None:
+    """Refuse, before the model loads, a variant that cannot prefill in chunks of ``chunk`` (naming it)."""
+    from windowkv.hf.chunked import check_chunking
+
+    errors = []
+    for variant in variants:
+        try:
+            check_chunking(variant.policy, chunk)
+        except ConfigError as exc:
+            errors += [(f"{variant.name}: {loc}", msg) for loc, msg in exc.errors]
+    if errors:
+        raise ConfigError(errors)
+
+
 def run_spec(spec: EvalSpec, *, console: Any = None, dist: Any = None, loaded: tuple[Any, Any] | None = None,
              load_seconds: float | None = None) -> SpecRun:
     """Resolve, load the model (unless ``loaded`` gives ``(model, tokenizer)``), build examples, evaluate.
@@ -174,6 +196,8 @@ def run_spec(spec: EvalSpec, *, console: Any = None, dist: Any = None, loaded: t
 
     variants = spec.variants()
     names = spec.task_names()
+    if spec.prefill_chunk is not None:
+        _check_chunking(variants, spec.prefill_chunk)
     dist = dist or DistContext()
     start = time.perf_counter()
     if loaded is None:
@@ -201,5 +225,5 @@ def run_spec(spec: EvalSpec, *, console: Any = None, dist: Any = None, loaded: t
     result = evaluate(model, tokenizer, examples, variants, spec.out_dir(), model_name=spec.model_name(),
                       seed=spec.seeds[0], dist=dist, config=config, progress=spec.progress, console=console,
                       timings={"model_load_seconds": round(load_seconds, 3)}, ignore_eos=spec.ignore_eos,
-                      shared_prefill=spec.shared_prefill)
+                      shared_prefill=spec.shared_prefill, prefill_chunk=spec.prefill_chunk)
     return SpecRun(spec, names, result, failures)
