@@ -47,7 +47,11 @@ LAYOUTS = ("auto", "padded", "ragged")
 
 
 class Codec(Protocol):
-    """Low-bit storage of kept slots (a :class:`windowkv.quantizers.Quantizer` satisfies it)."""
+    """Low-bit storage of kept slots (a :class:`windowkv.quantizers.Quantizer` satisfies it).
+
+    An optional ``affine_codes(stored)`` returning :class:`~windowkv.quantizers.base.AffineCodes` (or ``None``)
+    lets decode steps read the codes (:meth:`CompressedLayer.packed_attention`); without it, or when it returns
+    ``None``, attention reads the dequantized slots."""
 
     def quantize(self, x: Tensor) -> Any: ...
 
