@@ -29,7 +29,8 @@ def module():
     return tiny_model("llama").model.layers[0].self_attn
 
 
-def _layer(codec, slots: int, pruned: bool, merged: bool, per_head: bool, seed: int = 0) -> CompressedLayer:
+def _layer(codec, slots: int, pruned: bool, merged: bool, per_head: bool, seed: int = 0,
+           dtype: torch.dtype = torch.float32) -> CompressedLayer:
     """A layer over a 40-token prompt whose row 1 is left-padded by 5, keeping ``slots`` positions."""
     g = torch.Generator().manual_seed(seed)
     heads = H_KV if per_head else 1
@@ -46,7 +47,7 @@ def _layer(codec, slots: int, pruned: bool, merged: bool, per_head: bool, seed: 
         keys = keys.gather(-1, kwargs["key_channels"][:, :, None, :].expand(B, H_KV, slots, C))
     if merged:
         kwargs["weights"] = torch.rand(B, H_KV, slots, generator=g) * 3 + 1
-    return CompressedLayer(keys, values, positions, valid, 40, codec=codec, **kwargs)
+    return CompressedLayer(keys.to(dtype), values.to(dtype), positions, valid, 40, codec=codec, **kwargs)
 
 
 def _logical_mask(length: int) -> torch.Tensor:
@@ -140,3 +141,18 @@ def test_several_new_tokens_and_soft_capping_read_the_dense_slots():
     layer = _layer(MiniKVQuantizer(bits=4), 16, pruned=True, merged=False, per_head=False)
     assert layer.can_attend_stored(1)
     assert not layer.can_attend_stored(2) and not layer.can_attend_stored(1, softcap=30.0)
+
+
+@pytest.mark.parametrize("codec", [None, MiniKVQuantizer(bits=4)], ids=["pruned", "minikv4-pruned"])
+def test_a_bfloat16_layer_attends_in_float32_and_returns_bfloat16(module, codec):
+    layer = _layer(codec, 21, pruned=True, merged=True, per_head=True, dtype=torch.bfloat16)
+    layer.expect_update = True
+    new = torch.randn(B, H_KV, 1, D).bfloat16()
+    layer.update(new, new)
+    query = torch.randn(B, H_Q, 1, D).bfloat16()
+    out = layer.attend_stored(query, None, D ** -0.5)
+    keys, values = (t.float() for t in layer.dense())
+    mask = layer.attention_mask(None, 1, H_Q, "eager", torch.float32)
+    want, _ = make_attention("eager")(module, query.float(), keys, values, mask, scaling=D ** -0.5, dropout=0.0)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), want, rtol=2e-2, atol=2e-2)
