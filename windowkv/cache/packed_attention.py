@@ -1,10 +1,10 @@
 """Decode attention over slots as they are stored: quantized codes and pruned key channels, never densified.
 
 A compressed layer may store its kept prompt slots quantized (``value = zero + code * scale``, one scale and
-zero point per group of ``group_size`` values:
-:class:`~windowkv.quantizers.base.AffineCodes`) and its keys with only ``C < D`` kept
-channels. For one new token per row (a decode step) attention is computed from that storage directly, without
-the dense ``[B, H_kv, K0, D]`` keys and values the padded path builds at every step:
+zero point per group of ``group_size`` values: :class:`~windowkv.quantizers.base.AffineCodes`) and its keys
+with only ``C < D`` kept channels. For one new token per row (a decode step) attention is computed from that
+storage directly, without the dense ``[B, H_kv, K0, D]`` keys and values the padded path builds at every step
+(the codes are unpacked to float32 once per call; scales and zero points are never expanded per slot):
 
 - **keys grouped per channel over tokens** (``axis=-2``, KIVI/MiniKV keys; token group ``g`` has a scale and
   zero point ``[C]`` per channel): ``q·k_t = q·zero_g + (q * scale_g)·codes_t``: the query scaled once per
