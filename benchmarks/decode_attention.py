@@ -5,10 +5,11 @@
 For each policy, builds the compressed layer the policy's stages would hold for a ``--length``-token prompt
 of the embedded model's geometry (SmolLM2-135M: 3 KV heads, 9 query heads, head dim 64, float32) at the byte
 budget (slots from :func:`windowkv.cache.nbytes.byte_cost`, random keys and values), then times one decode step
-of one layer: append a token, dequantize / zero-fill the slots, build the mask (merge weights included) and
-run ``sdpa``. Policies are timed alternately in one process (``torch.utils.benchmark``, blocked autorange), so
-the printed ratios to the full cache hold on a shared machine; end-to-end decode adds the model's MLPs and
-projections, which do not depend on the cache.
+of one layer: append a token and attend as windowkv's attention function does (quantized and channel-pruned
+slots read as stored; those layers are also timed the way they were read before, dequantized / zero-filled
+for ``sdpa``), merge weights included. Policies are timed alternately in one process (``torch.utils.benchmark``,
+blocked autorange), so the printed ratios to the full cache hold on a shared machine; end-to-end decode adds
+the model's MLPs and projections, which do not depend on the cache.
 """
 
 from __future__ import annotations
@@ -49,11 +50,19 @@ def build_layer(policy: Policy, length: int) -> CompressedLayer:
                            head_dim=HEAD_DIM, codec=policy.quantizer)
 
 
-def step(layer: CompressedLayer, query: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+def step(layer: CompressedLayer, query: torch.Tensor, new: torch.Tensor, dense: bool = False) -> torch.Tensor:
+    """One decode step as windowkv's attention function runs it: slots read as stored when the layer can
+    (quantized codes, pruned channels), else (or with ``dense``) dequantized / zero-filled for ``sdpa``."""
     layer.expect_update = True
     keys, values = layer.update(new, new)
-    mask = layer.attention_mask(None, 1, Q_HEADS, "sdpa", torch.float32)
-    out = scaled_dot_product_attention(query, keys, values, attn_mask=mask, enable_gqa=True)
+    out = None
+    if not dense and layer.can_attend_stored(1):
+        out = layer.attend_stored(query, None, HEAD_DIM ** -0.5)
+    if out is None:
+        if layer.stored_keys is not None:
+            keys, values = layer.dense()
+        mask = layer.attention_mask(None, 1, Q_HEADS, "sdpa", torch.float32)
+        out = scaled_dot_product_attention(query, keys, values, attn_mask=mask, enable_gqa=True)
     layer.crop(-1)
     return out
 
@@ -74,16 +83,21 @@ def main() -> None:
         layers[name] = build_layer(policy, args.length)
     query = torch.randn(1, Q_HEADS, 1, HEAD_DIM)
     new = torch.randn(1, KV_HEADS, 1, HEAD_DIM)
-    times: dict[str, list[float]] = {name: [] for name in layers}
-    for _ in range(args.rounds):  # alternate: every policy once per round
-        for name, layer in layers.items():
-            timer = Timer("step(layer, query, new)", globals={"step": step, "layer": layer, "query": query, "new": new})
-            times[name].append(timer.blocked_autorange(min_run_time=0.5).median)
-    base = min(times["full"]) if "full" in times else None
-    for name, layer in layers.items():
-        best = min(times[name])
-        print(json.dumps({"policy": name, "length": args.length, "budget": args.budget, "slots": layer.num_slots,
-                          "kv_nbytes_layer": layer.kv_nbytes(), "step_ms": round(best * 1e3, 3),
+    # slots stored quantized or channel-pruned are also timed dequantized for sdpa (the path before packed decode)
+    variants = [(name, False) for name in layers]
+    variants += [(name, True) for name, layer in layers.items() if layer.stored_keys is not None]
+    times: dict[tuple[str, bool], list[float]] = {v: [] for v in variants}
+    for _ in range(args.rounds):  # alternate: every variant once per round
+        for name, dense in variants:
+            timer = Timer("step(layer, query, new, dense)",
+                          globals={"step": step, "layer": layers[name], "query": query, "new": new, "dense": dense})
+            times[name, dense].append(timer.blocked_autorange(min_run_time=0.5).median)
+    base = min(times["full", False]) if ("full", False) in times else None
+    for name, dense in variants:
+        layer, best = layers[name], min(times[name, dense])
+        print(json.dumps({"policy": name, "slots_read": "dense" if dense else "as stored", "length": args.length,
+                          "budget": args.budget, "slots": layer.num_slots, "kv_nbytes_layer": layer.kv_nbytes(),
+                          "step_ms": round(best * 1e3, 3),
                           "steps_per_s_ratio_to_full": round(base / best, 2) if base else None}), flush=True)
 
 

@@ -6,9 +6,10 @@
 logical sequence with the layer's own (:meth:`CompressedLayer.attention_mask`: kept slots at their true
 positions, unused slots hidden, ``log(weight)`` of merged slots); a decode step over ragged slots (KV heads
 keeping different counts) is the layer's own segment attention (:meth:`CompressedLayer.ragged_attention`),
-which never builds the padded keys. The compressed layer is handed over by
-the attention module's pre-hook as the keyword argument :data:`LAYER_KWARG`; without it (prefill,
-uncompressed layers) the call is exactly the underlying implementation's.
+which never builds the padded keys; a decode step over quantized or channel-pruned slots reads the codes and
+kept channels as stored (:meth:`CompressedLayer.packed_attention`), without dequantizing them. The compressed
+layer is handed over by the attention module's pre-hook as the keyword argument :data:`LAYER_KWARG`; without
+it (prefill, uncompressed layers) the call is exactly the underlying implementation's.
 """
 
 from __future__ import annotations
@@ -46,10 +47,12 @@ def make_attention(style: str) -> Callable[..., tuple[Tensor, Any]]:
         if isinstance(layer, CompressedLayer):
             if layer.query_window:
                 layer.record_queries(query, kwargs.get("scaling"))
-            if layer.ragged is not None:
-                if layer.can_attend_ragged(query.shape[-2], **kwargs) and not module.training:
-                    return layer.ragged_attention(query, attention_mask, kwargs.get("scaling")), None
-                key, value = layer.dense()  # several new tokens: the padded slots, masked as usual
+            if layer.ragged is not None or layer.stored_keys is not None:
+                if layer.can_attend_stored(query.shape[-2], **kwargs) and not module.training:
+                    out = layer.attend_stored(query, attention_mask, kwargs.get("scaling"))
+                    if out is not None:
+                        return out, None
+                key, value = layer.dense()  # several new tokens (or a codec without codes): padded slots, masked
             attention_mask = layer.attention_mask(attention_mask, query.shape[-2], query.shape[1], style,
                                                   query.dtype)
         if style == "sdpa":

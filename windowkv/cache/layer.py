@@ -7,8 +7,8 @@ After a prefill eviction, each compressed layer of a transformers ``DynamicCache
   (``positions``, padded coordinates) and whether it is a real slot (``valid``: False for left
   padding and for unused slots of rows that keep fewer tokens);
 - optionally, per-slot weights (a merged slot stands for ``w`` tokens: attention adds ``log w`` to its
-  logits), kept key channels (keys stored with ``C < D`` channels, zero-filled for attention) and
-  quantized storage (packed codes + scales, dequantized for attention);
+  logits), kept key channels (keys stored with ``C < D`` channels) and quantized storage (packed codes +
+  scales);
 - the tokens appended since the prefill (decode steps, new turns), stored dense.
 
 When the KV heads of a row keep different numbers of slots (head-wise selections such as AdaKV), the
@@ -17,7 +17,9 @@ no padding to the fullest head) and decode steps attend over them with
 :func:`~windowkv.cache.segment_attention.segment_decode_attention`; the appended tokens stay a dense
 ``[B, H_kv, T, D]`` tail, so appending stays a concatenation. Positions and validity stay on the padded
 ``[B, H_kv, K0]`` grid (bookkeeping, a few bytes per slot) so masks are built as for padded storage.
-Quantized slots and pruned key channels keep the padded layout.
+Quantized slots and pruned key channels keep the padded layout; a decode step reads them as stored
+(:func:`~windowkv.cache.packed_attention.packed_decode_attention`: logits and the value mix from the codes and
+scales, the query reduced to the kept key channels), other forwards read :meth:`dense`.
 
 It reports the **logical** length (tokens seen: prompt + appended) to ``get_seq_length`` and
 ``get_mask_sizes``, so ``generate``, prefix caching and hand-written loops number and slice tokens as
@@ -34,20 +36,33 @@ import torch
 from torch import Tensor
 from transformers.cache_utils import DynamicLayer
 
+from windowkv.cache.packed_attention import packed_decode_attention
 from windowkv.cache.ragged import RaggedSlots, pack, unpack, wastes_padding
 from windowkv.cache.segment_attention import segment_bias, segment_decode_attention
 from windowkv.errors import WindowKVError
+from windowkv.quantizers.base import AffineCodes
 
 #: storage layouts of the kept slots: ragged when heads keep different counts, or always padded / ragged
 LAYOUTS = ("auto", "padded", "ragged")
 
 
 class Codec(Protocol):
-    """Low-bit storage of kept slots (a :class:`windowkv.quantizers.Quantizer` satisfies it)."""
+    """Low-bit storage of kept slots (a :class:`windowkv.quantizers.Quantizer` satisfies it).
+
+    An optional ``affine_codes(stored)`` returning :class:`~windowkv.quantizers.base.AffineCodes` (or ``None``)
+    lets decode steps read the codes (:meth:`CompressedLayer.packed_attention`); without it, or when it returns
+    ``None``, attention reads the dequantized slots."""
 
     def quantize(self, x: Tensor) -> Any: ...
 
     def dequantize(self, q: Any) -> Tensor: ...
+
+
+def _affine_codes(codec: Codec, stored: Any) -> AffineCodes | None:
+    """``codec``'s :class:`~windowkv.quantizers.base.AffineCodes` view of ``stored``, or ``None`` (no such view:
+    attention reads the dequantized slots)."""
+    view = getattr(codec, "affine_codes", None)
+    return view(stored) if view is not None else None
 
 
 def _tensors_of(obj: Any) -> list[Tensor]:
@@ -99,8 +114,8 @@ class CompressedLayer(DynamicLayer):
         key_channels: ``[B, H_kv, C]`` long, the key channels kept (``None``: all ``D``).
         head_dim: ``D``, needed with ``key_channels``.
         codec: quantizer of the kept slots (``None``: dense storage); keys and values are stored as
-            ``codec.quantize_keys(...)`` / ``codec.quantize_values(...)`` (or ``codec.quantize``) and
-            dequantized at every forward of the layer.
+            ``codec.quantize_keys(...)`` / ``codec.quantize_values(...)`` (or ``codec.quantize``); a decode
+            step reads the codes (``codec.affine_codes``), other forwards the dequantized slots.
         owner: who compressed the layer (model and policy), checked when the cache is continued.
         sliding_window: the model layer's sliding window, if any (eviction cannot combine with it).
         layout: ``"auto"`` (ragged when the slots are stored dense and per KV head, and some row's heads
@@ -168,7 +183,9 @@ class CompressedLayer(DynamicLayer):
         raise WindowKVError("a CompressedLayer is created initialised")
 
     def update(self, key_states: Tensor, value_states: Tensor, *args: Any, **kwargs: Any) -> tuple[Tensor, Tensor]:
-        """Append new tokens; return the keys and values attention reads (dense, ``[B, H_kv, K, D]``)."""
+        """Append new tokens; return the keys and values attention reads: dense ``[B, H_kv, K, D]`` slots and
+        appended tokens, or only the appended tokens when the slots are stored ragged, quantized or with
+        pruned key channels (windowkv's attention function reads those from the layer)."""
         if not self.expect_update:
             raise WindowKVError(
                 "this KV cache was compressed by windowkv: continue it only while its policy is applied "
@@ -178,9 +195,7 @@ class CompressedLayer(DynamicLayer):
         self.keys = torch.cat([self.keys, key_states], dim=-2)
         self.values = torch.cat([self.values, value_states], dim=-2)
         self.logical_length += key_states.shape[-2]
-        if self.ragged is not None:  # the attention function reads the ragged slots from the layer
-            return self.keys, self.values
-        return self.dense()
+        return self.keys, self.values
 
     def get_seq_length(self) -> int:
         """The logical length: prompt tokens (padded) plus appended tokens, as without compression."""
@@ -437,11 +452,37 @@ class CompressedLayer(DynamicLayer):
         self.ragged = None
         self._segment_bias = None
 
-    def can_attend_ragged(self, query_length: int, **kwargs: Any) -> bool:
-        """Whether :meth:`ragged_attention` serves this forward: ragged slots, one new token, no logit
-        soft-capping or attention sinks (those go through the model's attention over :meth:`dense`)."""
-        return (self.ragged is not None and query_length == 1 and kwargs.get("softcap") is None
-                and kwargs.get("s_aux") is None and kwargs.get("sinks") is None)
+    def can_attend_stored(self, query_length: int, **kwargs: Any) -> bool:
+        """Whether :meth:`attend_stored` may serve this forward: slots stored ragged, quantized or with pruned
+        key channels, one new token, no logit soft-capping or attention sinks (those go through the model's
+        attention over :meth:`dense`)."""
+        return ((self.ragged is not None or self.stored_keys is not None) and query_length == 1
+                and kwargs.get("softcap") is None and kwargs.get("s_aux") is None and kwargs.get("sinks") is None)
+
+    def attend_stored(self, query: Tensor, logical_mask: Tensor | None, scaling: float | None) -> Tensor | None:
+        """Decode attention over the slots as stored (after :meth:`update`, when :meth:`can_attend_stored`):
+        :meth:`ragged_attention` or :meth:`packed_attention`; ``None`` when the codec offers no affine view
+        of its codes (the caller then attends over :meth:`dense`)."""
+        if self.ragged is not None:
+            return self.ragged_attention(query, logical_mask, scaling)
+        return self.packed_attention(query, logical_mask, scaling)
+
+    def packed_attention(self, query: Tensor, logical_mask: Tensor | None, scaling: float | None) -> Tensor | None:
+        """Decode attention of ``query`` ``[B, H_q, 1, D]`` over the quantized and/or channel-pruned slots and
+        the dense tail (after :meth:`update`), read as stored; returns ``[B, 1, H_q, D]``, or ``None`` when the
+        codec has no :class:`~windowkv.quantizers.base.AffineCodes` view."""
+        keys, values = self.stored_keys, self.stored_values
+        if self.codec is not None:
+            keys, values = _affine_codes(self.codec, keys), _affine_codes(self.codec, values)
+            if keys is None or values is None:
+                return None
+        slots, new = self._visibility(logical_mask, 1)
+        bias = torch.zeros(slots.shape, dtype=torch.float32, device=slots.device).masked_fill(~slots, float("-inf"))
+        if self.weights is not None:
+            bias = bias + torch.log(self.weights.clamp(min=1e-30)).float()[:, :, None, :]
+        scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+        return packed_decode_attention(query, keys, values, self.key_channels, bias, self.keys, self.values, new,
+                                       scale)
 
     def ragged_attention(self, query: Tensor, logical_mask: Tensor | None, scaling: float | None) -> Tensor:
         """Decode attention of ``query`` ``[B, H_q, 1, D]`` over the ragged slots and the dense tail

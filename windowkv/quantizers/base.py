@@ -50,6 +50,29 @@ class QuantizedTensor:
         return sum(t.numel() * t.element_size() for t in (self.data, self.scale, self.zero))
 
 
+@dataclass(frozen=True)
+class AffineCodes:
+    """A stored ``[..., K, N]`` tensor read as ``value = zero + code * scale`` per group: what windowkv's decode
+    attention reads instead of the dequantized tensor (:mod:`windowkv.cache.packed_attention`).
+
+    Attributes:
+        data: ``[..., K, N * bits / 8]`` uint8, the integer codes packed ``8 / bits`` to a byte along the last
+            dimension, lowest bits first (channel ``i * 8 / bits + l`` is lane ``l`` of byte ``i``).
+        bits: bits per code (1, 2, 4 or 8).
+        scale, zero: one per group of ``group_size`` values along ``axis`` (any float dtype):
+            ``[..., K, N / group_size]`` for ``axis=-1`` (channels), ``[..., ceil(K / group_size), N]`` for
+            ``axis=-2`` (tokens; the last token group may be partial), the :class:`QuantizedTensor` layout.
+        group_size: values per scale; axis: ``-1`` or ``-2``.
+    """
+
+    data: Tensor
+    bits: int
+    scale: Tensor
+    zero: Tensor
+    group_size: int
+    axis: int
+
+
 class Quantizer(Component):
     """Packs a tensor to ``bits`` bits per value and back; the base class checks shapes and packing.
 
@@ -97,6 +120,17 @@ class Quantizer(Component):
         if tuple(x.shape) != tuple(q.shape):
             raise ValueError(f"quantizer {self.name!r} decoded shape {tuple(x.shape)}, expected {tuple(q.shape)}")
         return x.to(q.dtype)
+
+    def affine_codes(self, q: QuantizedTensor) -> AffineCodes | None:
+        """``q`` as codes plus per-group scale and zero point, without dequantizing, or ``None``.
+
+        windowkv's decode attention (one new token per row) computes logits and the value mix from this view
+        (:mod:`windowkv.cache.packed_attention`). The default, ``None``, says the codec does not store that
+        affine form (non-uniform levels, another layout): attention then reads the slots through
+        :meth:`dequantize`, as for several new tokens at once. Override it only when ``dequantize(q)`` equals
+        ``zero + codes * scale`` with ``scale`` and ``zero`` laid out per :class:`AffineCodes`.
+        """
+        return None
 
     def incompatibility(self, policy: Any, head_dim: int) -> str | None:
         """Why this quantizer cannot serve ``policy`` on a model with ``head_dim``: the stored last

@@ -20,7 +20,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor
 
-from windowkv.quantizers.base import QuantizedTensor, Quantizer
+from windowkv.quantizers.base import AffineCodes, QuantizedTensor, Quantizer
 
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
@@ -143,6 +143,10 @@ class MiniKVQuantizer(Quantizer):
     def decode(self, q: QuantizedTensor) -> Tensor:
         codes = unpack(q.data, q.bits).float().reshape(q.shape)
         return self._expand(q.zero.float(), q.axis, q.shape) + codes * self._expand(q.scale.float(), q.axis, q.shape)
+
+    def affine_codes(self, q: QuantizedTensor) -> AffineCodes:
+        """The packed codes with their scales and zero points: ``decode`` is their affine map."""
+        return AffineCodes(q.data, q.bits, q.scale, q.zero, q.group_size, q.axis)
 
     # ------------------------------------------------------------------ policy checks
 

@@ -8,7 +8,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from windowkv.quantizers.base import QuantizedTensor, Quantizer
+from windowkv.quantizers.base import AffineCodes, QuantizedTensor, Quantizer
 
 
 class UniformQuantizer(Quantizer):
@@ -40,3 +40,8 @@ class UniformQuantizer(Quantizer):
         levels = (q.data[..., None] >> shifts) & (2**q.bits - 1)  # [..., N * bits / 8, 8 / bits]
         groups = levels.reshape(*q.shape[:-1], q.shape[-1] // q.group_size, q.group_size).float()
         return (q.zero[..., None] + groups * q.scale[..., None]).reshape(q.shape)
+
+    def affine_codes(self, q: QuantizedTensor) -> AffineCodes:
+        """The packed codes with their scales and zero points: ``decode`` is their affine map."""
+        return AffineCodes(q.data, q.bits, q.scale, q.zero, q.group_size, -1)
+
