@@ -34,6 +34,24 @@ from windowkv.mergers.base import (
 )
 
 
+def nearest_slot(keys: torch.Tensor, slot_keys: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``[B, H_kv, L]`` long: for each token, the valid slot whose key has the highest cosine similarity.
+
+    ``keys`` ``[B, H_kv, L, D]``, ``slot_keys`` ``[B, H_kv, K, D]``, ``valid`` ``[B, H_kv, K]``. A token's own norm
+    does not change which slot it is closest to, so only the slot keys are normalised. Invalid slots are ruled
+    out inside the one ``[L, K]`` product: keys get an extra channel of 1 and slot keys one of 0 (valid) or
+    ``-1e30`` (invalid), so no pass over the ``[L, K]`` similarities is spent on masking.
+    """
+    b, h_kv, length, d = keys.shape
+    k = slot_keys.shape[-2]
+    unit_slots = torch.nn.functional.normalize(slot_keys.float(), dim=-1)
+    veto = torch.zeros(b, h_kv, k, 1, device=keys.device).masked_fill(~valid[..., None], -1e30)
+    slots = torch.cat([unit_slots, veto], dim=-1).reshape(b * h_kv, k, d + 1)
+    tokens = torch.cat([keys.float(), keys.new_ones(b, h_kv, length, 1, dtype=torch.float32)], dim=-1)
+    similarity = torch.bmm(tokens.reshape(b * h_kv, length, d + 1), slots.transpose(-1, -2))
+    return similarity.argmax(-1).view(b, h_kv, length)
+
+
 class KeepKVMerger(Merger):
     """Every evicted valid token merges into the most similar valid kept slot of its KV head (cosine of
     keys); merged slots are attention-weighted means with a vote ``p_r`` that preserves their attention.
@@ -58,9 +76,7 @@ class KeepKVMerger(Merger):
         if k == 0:
             return MergedSlots(slot_keys, slot_values, torch.zeros(b, h_kv, 0, device=keys.device))
         own = slot_of_tokens(positions, valid, length)
-        unit = torch.nn.functional.normalize(keys.float(), dim=-1)
-        similarity = unit @ torch.nn.functional.normalize(slot_keys.float(), dim=-1).transpose(-1, -2)
-        nearest = similarity.masked_fill(~valid[:, :, None, :], float("-inf")).argmax(-1)  # [B, H_kv, L]
+        nearest = nearest_slot(keys, slot_keys, valid)  # [B, H_kv, L]
         usable = inputs.key_valid[:, None, :] & valid.any(-1, keepdim=True)  # [B, H_kv, L]
         slot = torch.where(own >= 0, own, nearest).masked_fill(~usable, k)  # k: no slot
 
