@@ -47,11 +47,11 @@ def timed_capture(model: Any, input_ids: torch.Tensor) -> tuple[CapturedPrefill,
 
 
 def plain_cache(model: Any, captured: CapturedPrefill) -> Any:
-    """An uncompressed ``DynamicCache`` holding the captured prefill's keys and values (copies: decoding
-    appends to them)."""
+    """An uncompressed ``DynamicCache`` holding the captured prefill's keys and values (``update``
+    concatenates, so the cache holds copies and decoding leaves the captured tensors as they are)."""
     cache = new_cache(model)
     for idx, (keys, values) in enumerate(zip(captured.keys, captured.values)):
-        cache.update(keys.clone(), values.clone(), idx)
+        cache.update(keys, values, idx)
     return cache
 
 
