@@ -56,6 +56,16 @@ def new_cache(model: Any) -> Any:
     return DynamicCache(config=model.config)
 
 
+def exact_length_config(model: Any, new_tokens: int) -> Any:
+    """A greedy ``GenerationConfig`` that generates exactly ``new_tokens`` tokens (EOS suppressed by
+    ``min_new_tokens``), so every run of a benchmark decodes the same number of steps."""
+    config = generation_config(model, new_tokens, getattr(model.generation_config, "pad_token_id", None))
+    config.min_new_tokens = new_tokens
+    if config.pad_token_id is None:
+        config.pad_token_id = 0  # silences generate's warning; batch 1 is never padded
+    return config
+
+
 def measure_generation(model: Any, input_ids: torch.Tensor, new_tokens: int) -> Sample:
     """Generate ``new_tokens`` tokens greedily from ``input_ids`` ``[1, L]`` and measure the cost.
 
@@ -69,10 +79,7 @@ def measure_generation(model: Any, input_ids: torch.Tensor, new_tokens: int) -> 
     cache = new_cache(model)
     held: list[int] = []
     clock = StepClock(device, on_first_step=lambda: held.append(cache_nbytes(cache)))
-    config = generation_config(model, new_tokens, getattr(model.generation_config, "pad_token_id", None))
-    config.min_new_tokens = new_tokens
-    if config.pad_token_id is None:
-        config.pad_token_id = 0  # silences generate's warning; batch 1 is never padded
+    config = exact_length_config(model, new_tokens)
     gc.collect()
     meter = MemoryMeter(device)
     meter.start()

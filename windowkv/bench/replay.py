@@ -24,9 +24,9 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from windowkv.bench.clock import StepClock
-from windowkv.bench.measure import Sample, new_cache
+from windowkv.bench.measure import Sample, exact_length_config, new_cache
 from windowkv.cache.nbytes import cache_nbytes
-from windowkv.eval.measure import cache_argument, generation_config
+from windowkv.eval.measure import cache_argument
 from windowkv.eval.shared_prefill import CapturedPrefill, capture_prefill, replay_prefill
 
 
@@ -62,10 +62,7 @@ def decode_from(model: Any, captured: CapturedPrefill, cache: Any, new_tokens: i
 
     first = captured.first_logits.argmax(-1, keepdim=True).to(captured.input_ids.device)  # [1, 1]
     ids = torch.cat([captured.input_ids, first], dim=-1)
-    config = generation_config(model, new_tokens, getattr(model.generation_config, "pad_token_id", None))
-    config.min_new_tokens = new_tokens
-    if config.pad_token_id is None:
-        config.pad_token_id = 0
+    config = exact_length_config(model, new_tokens)
     clock = StepClock(model.device)
     clock.start()
     with torch.no_grad():
